@@ -1,0 +1,14 @@
+"""deepcluster_sk: deep soft clustering for scikit-learn.
+
+Public estimators:
+
+* :class:`DeepFuzzyCMeans`: fuzzy c-means in a jointly trained embedding;
+* :class:`DeepMEC`: maximum-entropy clustering in a jointly trained embedding;
+* :class:`ContrastiveEmbedder`: a SimCLR encoder as a scikit-learn transformer.
+"""
+
+from .cluster import DeepFuzzyCMeans, DeepMEC
+from .embed import ContrastiveEmbedder
+
+__all__ = ["ContrastiveEmbedder", "DeepFuzzyCMeans", "DeepMEC"]
+__version__ = "0.1.0"

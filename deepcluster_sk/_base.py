@@ -1,0 +1,556 @@
+"""Shared estimator machinery: validation, device, seeding and the fit phases.
+
+:class:`DeepEstimatorBase` holds what every estimator of the package needs
+(input validation, device resolution, reproducible seeding, building the
+skorch net, batched inference, pickling across devices).
+:class:`BaseDeepClusterer` adds the three phases of the deep clusterers; the
+concrete classes in :mod:`deepcluster_sk.cluster` only say which membership
+rule they use.
+"""
+
+import copy
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from skorch.callbacks import LRScheduler, ProgressBar
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    ClusterMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.cluster import KMeans
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+from torch import nn
+
+from ._training import (
+    ClusterMonitor,
+    DeepClusterNet,
+    EpochProgress,
+    StateSnapshot,
+    TensorBatchIterator,
+    TrainingObjective,
+    encode,
+)
+from .augment import build_augment
+from .losses import total_scatter
+from .memberships import squared_distances
+from .networks import DeepClusterModule, ProjectionHead, build_autoencoder
+
+#: Gradient steps the automatic pretraining length aims for.
+_AUTO_PRETRAIN_STEPS = 5000
+_AUTO_PRETRAIN_EPOCHS = (20, 200)
+
+
+def resolve_device(device):
+    """Turn ``'auto'`` / a device name into a ``torch.device``.
+
+    ``'auto'`` means CUDA when available, else CPU. An unusable device
+    (``'cuda'`` on a machine without one) raises ``ValueError``.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device={device!r} is not a torch device name.") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was requested but CUDA is not available.")
+    return resolved
+
+
+def resolve_amp_dtype(precision, device):
+    """Autocast dtype for ``precision`` on ``device`` (None: full fp32)."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "fp16":
+        if device.type != "cuda":
+            raise ValueError("precision='fp16' needs a CUDA device; use 'bf16' on CPU.")
+        return torch.float16
+    # 'auto': bf16 where the hardware runs it natively
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if _cpu_has_native_bf16() else None
+
+
+def _cpu_has_native_bf16():
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+class _InterruptedFit(Exception):
+    """Raised internally when the user interrupts a phase that cannot be kept."""
+
+
+class DeepEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Machinery shared by every deep estimator of the package.
+
+    Not for direct use. Subclasses declare their parameters, call
+    :meth:`_validate_X` / :meth:`_make_net` in ``fit`` and set
+    ``module_``.
+    """
+
+    _parameter_constraints: dict = {
+        "encoder": [StrOptions({"mlp", "cnn"}), nn.Module, tuple],
+        "hidden_layer_sizes": [tuple, list],
+        "latent_dim": [Interval(Integral, 1, None, closed="left")],
+        "image_shape": [tuple, list, None],
+        "augment": [StrOptions({"auto", "image", "rgb", "tabular"}), callable, None],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "precision": [StrOptions({"auto", "fp32", "bf16", "fp16"})],
+        "device": [str, torch.device],
+        "callbacks": [list, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "projection_dim": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    #: Rows per batch at inference (predict / transform).
+    inference_batch_size = 4096
+
+    # -- fit ----------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Fit the estimator on ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training rows (images as flat rows with ``image_shape`` set).
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        self : object
+            Fitted estimator. If fitting fails (bad input, a non-finite
+            loss before any epoch finished, a user interrupt during
+            pretraining), an earlier fitted state is left untouched.
+        """
+        fitted = copy.copy(self)  # work on a shallow copy: self changes only on success
+        X = fitted._validate_X(X, reset=True)
+        fitted._check_params(X)
+        device, amp_dtype, seed = fitted._setup_runtime()
+        try:
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                torch.manual_seed(seed)
+                fitted._fit(X, device=device, amp_dtype=amp_dtype, seed=seed)
+        except _InterruptedFit:
+            raise KeyboardInterrupt(
+                "fit interrupted during pretraining; the estimator was left as it was."
+            ) from None
+        self.__dict__.update(fitted.__dict__)
+        return self
+
+    def _check_params(self, X):
+        self._check_hidden_layer_sizes()
+
+    # -- validation -------------------------------------------------------
+    def _validate_X(self, X, *, reset):
+        X = validate_data(self, X, reset=reset, dtype=np.float32, ensure_min_samples=2 if reset else 1)
+        if reset:
+            self._check_image_shape(X.shape[1])
+        return X
+
+    def _check_image_shape(self, n_features):
+        shape = self.image_shape
+        if shape is None:
+            if isinstance(self.encoder, str) and self.encoder == "cnn":
+                raise ValueError("encoder='cnn' needs image_shape=(channels, height, width).")
+            return
+        if len(shape) != 3 or not all(isinstance(v, Integral) and v > 0 for v in shape):
+            raise ValueError(f"image_shape must be three positive ints (C, H, W), got {shape!r}.")
+        if int(np.prod(shape)) != n_features:
+            raise ValueError(
+                f"image_shape={tuple(shape)} describes {int(np.prod(shape))} features "
+                f"per image, but X has {n_features} features."
+            )
+
+    def _check_hidden_layer_sizes(self):
+        sizes = self.hidden_layer_sizes
+        if not all(isinstance(v, Integral) and v > 0 for v in sizes):
+            raise ValueError(f"hidden_layer_sizes must be positive ints, got {sizes!r}.")
+
+    # -- set-up -----------------------------------------------------------
+    def _setup_runtime(self):
+        """Resolve device, precision and seeds for one ``fit``."""
+        device = resolve_device(self.device)
+        amp_dtype = resolve_amp_dtype(self.precision, device)
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        return device, amp_dtype, seed
+
+    def _build_networks(self, X, *, with_head):
+        encoder, decoder = build_autoencoder(
+            copy.deepcopy(self.encoder) if isinstance(self.encoder, (nn.Module, tuple)) else self.encoder,
+            X.shape[1],
+            hidden_layer_sizes=self.hidden_layer_sizes,
+            latent_dim=self.latent_dim,
+            image_shape=self.image_shape,
+        )
+        latent_dim = self._probe_latent_dim(encoder, X)
+        head = ProjectionHead(latent_dim, out_dim=self.projection_dim) if with_head else None
+        return encoder, decoder, head, latent_dim
+
+    @staticmethod
+    def _probe_latent_dim(encoder, X):
+        was_training = encoder.training
+        encoder.eval()
+        try:
+            with torch.no_grad():
+                out = encoder(torch.from_numpy(np.ascontiguousarray(X[:2])))
+        except Exception as exc:  # a user module that does not fit the data
+            raise ValueError(
+                f"The encoder could not embed rows of {X.shape[1]} features: {exc}"
+            ) from exc
+        finally:
+            encoder.train(was_training)
+        if out.ndim != 2:
+            raise ValueError(f"The encoder must return (batch, latent_dim), got shape {tuple(out.shape)}.")
+        return int(out.shape[1])
+
+    def _training_data(self, X, device):
+        """The training rows as a tensor, on ``device`` when it fits there."""
+        X_t = torch.from_numpy(X) if isinstance(X, np.ndarray) and not isinstance(X, np.memmap) else X
+        if isinstance(X_t, torch.Tensor) and device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(device)
+            if X_t.numel() * 4 < 0.5 * free:
+                X_t = X_t.to(device)
+        return X_t
+
+    def _make_net(self, module, objective, *, phase, epochs, device, amp_dtype, generator, callbacks,
+                  term_names):
+        """A skorch net training ``module`` on ``objective`` for ``epochs``.
+
+        ``verbose=1`` shows a progress bar over the epochs of each phase;
+        ``verbose>=2`` adds skorch's per-epoch table and per-batch bar.
+        """
+        all_callbacks = [*callbacks, *(self.callbacks or [])]
+        if self.verbose >= 1:
+            all_callbacks.append(("epoch_progress", EpochProgress(phase)))
+        if self.verbose >= 2:
+            all_callbacks.append(ProgressBar())
+        return DeepClusterNet(
+            module,
+            criterion=objective,
+            optimizer=torch.optim.Adam,
+            lr=self.lr,
+            max_epochs=epochs,
+            batch_size=self.batch_size,
+            iterator_train=TensorBatchIterator,
+            iterator_train__shuffle=True,
+            iterator_train__generator=generator,
+            iterator_train__device=device,
+            train_split=None,
+            callbacks=all_callbacks,
+            device=device,
+            verbose=int(self.verbose >= 2),
+            amp_dtype=amp_dtype,
+            term_names=term_names,
+        ).initialize()
+
+    @staticmethod
+    def _run_phase(net, X_t, snapshot, phase, *, keep_on_interrupt):
+        """``net.fit`` with NaN and interrupt handling; returns the history.
+
+        A non-finite loss restores the last finite state: with at least one
+        finished epoch this warns and keeps it, otherwise it raises
+        ``FloatingPointError``. A user interrupt restores the last finished
+        epoch and either keeps it (``keep_on_interrupt``) or abandons the fit.
+        """
+        net.fit(X_t)
+        if snapshot.nonfinite_ is not None:
+            info = snapshot.nonfinite_
+            msg = (
+                f"The training loss became {info['value']} in epoch {info['epoch']} of "
+                f"the {phase} phase (learning rate too high, or inputs on a huge scale?)."
+            )
+            if snapshot.epochs_done_ == 0:
+                raise FloatingPointError(msg + " No finite epoch to keep; lower `lr` or scale X.")
+            warnings.warn(
+                msg + f" Restored the state after epoch {snapshot.epochs_done_} and stopped this phase.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        elif net.interrupted_:
+            snapshot.restore(net)
+            if not keep_on_interrupt:
+                raise _InterruptedFit(phase)
+            warnings.warn(
+                f"fit interrupted in the {phase} phase; keeping the state after epoch "
+                f"{snapshot.epochs_done_}.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return [dict(row, phase=phase) for row in _plain_history(net.history)]
+
+    # -- inference --------------------------------------------------------
+    def _embed(self, X):
+        """Validated ``X`` -> embedding tensor on ``device_``."""
+        return encode(
+            self.module_.encoder,
+            X,
+            device=self.device_,
+            batch_size=self.inference_batch_size,
+            amp_dtype=None,
+        )
+
+    def transform(self, X):
+        """Embed ``X`` with the trained encoder.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_latent), float32
+            The encoder's output (the space where ``cluster_centers_`` live
+            for the clusterers).
+        """
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        return self._embed(X).cpu().numpy()
+
+    @property
+    def _n_features_out(self):
+        return self.n_latent_
+
+    # -- persistence ------------------------------------------------------
+    def __getstate__(self):
+        state = super().__getstate__()
+        if "module_" in state:
+            state["module_"] = copy.deepcopy(state["module_"]).to("cpu")
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "module_" in state:
+            device = state.get("device_", torch.device("cpu"))
+            if device.type == "cuda" and not torch.cuda.is_available():
+                warnings.warn(
+                    "This model was fitted on CUDA, which is not available here: "
+                    "it runs on the CPU (device_ is now 'cpu').",
+                    UserWarning,
+                    stacklevel=2,
+                )
+                device = torch.device("cpu")
+            self.device_ = device
+            self.module_ = self.module_.to(device)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = self._resolved_device_type() == "cuda"
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
+
+    def _resolved_device_type(self):
+        try:
+            return resolve_device(self.device).type
+        except ValueError:
+            return "cpu"
+
+
+class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
+    """Deep soft clustering: pretrain, initialise centres, train jointly.
+
+    Subclasses implement :meth:`_membership_rule`. See
+    :class:`deepcluster_sk.DeepFuzzyCMeans` for the parameters.
+    """
+
+    _parameter_constraints: dict = {
+        **DeepEstimatorBase._parameter_constraints,
+        "n_clusters": [Interval(Integral, 1, None, closed="left")],
+        "pretrain": [StrOptions({"reconstruction", "contrastive", "both"})],
+        "pretrain_epochs": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
+        "max_epochs": [Interval(Integral, 0, None, closed="left")],
+        "recon_weight": [Interval(Real, 0, None, closed="left")],
+        "contrastive_weight": [Interval(Real, 0, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def _membership_rule(self):
+        raise NotImplementedError
+
+    def _check_params(self, X):
+        super()._check_params(X)
+        n_samples = X.shape[0]
+        if self.n_clusters > n_samples:
+            raise ValueError(
+                f"n_clusters={self.n_clusters} must be <= n_samples={n_samples}."
+            )
+        rule = self._membership_rule()  # validates m / gamma further
+        uses_views = self.pretrain != "reconstruction" or self.contrastive_weight > 0
+        if uses_views and self.augment is None:
+            raise ValueError(
+                f"pretrain={self.pretrain!r} / contrastive_weight={self.contrastive_weight} "
+                "need augmented views: set augment='auto' (or a callable)."
+            )
+        return rule
+
+    def _pretrain_epochs(self, n_samples):
+        if self.pretrain_epochs != "auto":
+            return self.pretrain_epochs
+        n_batches = max(1, n_samples // self.batch_size)
+        lo, hi = _AUTO_PRETRAIN_EPOCHS
+        return int(np.clip(round(_AUTO_PRETRAIN_STEPS / n_batches), lo, hi))
+
+    def _fit(self, X, *, device, amp_dtype, seed):
+        rule = self._membership_rule()
+        augment = build_augment(self.augment, self.image_shape)
+        use_head = self.pretrain != "reconstruction" or self.contrastive_weight > 0
+        generator = torch.Generator().manual_seed(seed)
+        encoder, decoder, head, latent_dim = self._build_networks(X, with_head=use_head)
+        epochs = self._pretrain_epochs(len(X))
+        if decoder is None and epochs > 0 and self.pretrain != "contrastive":
+            raise ValueError(
+                "A user encoder without a decoder cannot be pretrained on "
+                "reconstruction: pass (encoder, decoder), pretrain='contrastive' "
+                "or pretrain_epochs=0."
+            )
+        module = DeepClusterModule(encoder, decoder, self.n_clusters, latent_dim, head=head)
+        module = module.to(device)
+        X_t = self._training_data(X, device)
+        history = []
+
+        # phase 1: pretraining
+        if epochs > 0:
+            snapshot = StateSnapshot()
+            objective = TrainingObjective(
+                recon_weight=float(self.pretrain in ("reconstruction", "both")),
+                contrastive_weight=float(self.pretrain in ("contrastive", "both")),
+                augment=augment if self.pretrain != "reconstruction" else None,
+                temperature=self.temperature,
+            )
+            schedule = LRScheduler("CosineAnnealingLR", T_max=epochs)
+            net = self._make_net(
+                module, objective, phase="pretrain", epochs=epochs, device=device, amp_dtype=amp_dtype,
+                generator=generator, callbacks=[snapshot, schedule],
+                term_names=("recon", "contrastive"),
+            )
+            history += self._run_phase(net, X_t, snapshot, "pretrain", keep_on_interrupt=False)
+
+        # phase 2: centres by k-means++ on the embedding
+        Z = encode(module.encoder, X_t, device=device, amp_dtype=amp_dtype)
+        kmeans = KMeans(self.n_clusters, n_init=self.n_init, random_state=seed).fit(Z.cpu().numpy())
+        with torch.no_grad():
+            module.centers.copy_(torch.from_numpy(kmeans.cluster_centers_))
+        self.init_labels_ = kmeans.labels_
+
+        # phase 3: joint training of encoder, decoder and centres
+        self.n_iter_ = 0
+        self.n_reseeded_ = 0
+        if self.max_epochs > 0:
+            snapshot = StateSnapshot()
+            monitor = ClusterMonitor(X_t, rule, tol=self.tol, amp_dtype=amp_dtype)
+            objective = TrainingObjective(
+                rule=rule,
+                recon_weight=self.recon_weight if decoder is not None else 0.0,
+                cluster_weight=1.0,
+                contrastive_weight=self.contrastive_weight,
+                augment=augment if self.contrastive_weight > 0 else None,
+                temperature=self.temperature,
+            )
+            net = self._make_net(
+                module, objective, phase="joint", epochs=self.max_epochs, device=device, amp_dtype=amp_dtype,
+                generator=generator, callbacks=[snapshot, monitor],
+                term_names=("recon", "cluster", "contrastive"),
+            )
+            joint = self._run_phase(net, X_t, snapshot, "joint", keep_on_interrupt=True)
+            history += joint
+            self.n_iter_ = len(joint)
+            self.n_reseeded_ = monitor.n_reseeded_
+
+        module.head = None  # only needed for training
+        module.eval()
+        self.module_ = module
+        self.device_ = device
+        self.history_ = history
+        self.n_latent_ = latent_dim
+        self.pretrain_epochs_ = epochs
+        Z = self._embed(X)
+        with torch.no_grad():
+            module.scale.copy_(total_scatter(Z).clamp_min(1e-12))
+        D = self._distances(Z)
+        self.cluster_centers_ = module.centers.detach().cpu().numpy().copy()
+        self.memberships_ = rule.memberships(D).cpu().numpy()
+        self.labels_ = D.argmin(dim=1).cpu().numpy()
+        self.inertia_ = float(-self._score_from_distances(D, rule))
+        return self
+
+    # -- inference --------------------------------------------------------
+    def _distances(self, Z):
+        """Squared distances to the centres, in units of the embedding's scatter."""
+        with torch.no_grad():
+            return squared_distances(Z, self.module_.centers) / self.module_.scale
+
+    def _score_from_distances(self, D, rule):
+        return float(-rule.objective(D).mean())
+
+    def predict(self, X):
+        """Index of the nearest centre in the embedding (highest membership).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        return self._distances(self._embed(X)).argmin(dim=1).cpu().numpy()
+
+    def predict_proba(self, X):
+        """Soft memberships of each sample in each cluster.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        U : ndarray of shape (n_samples, n_clusters)
+            Rows in [0, 1] summing to one.
+        """
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        D = self._distances(self._embed(X))
+        return self._membership_rule().memberships(D).cpu().numpy()
+
+    def score(self, X, y=None):
+        """Negative mean clustering objective of ``X`` (higher is better).
+
+        The objective is the membership rule's soft minimum of the squared
+        distances to the centres, in units of the embedding's scatter, so
+        scores are comparable across encoders of different scale.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : Ignored
+
+        Returns
+        -------
+        score : float
+        """
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        return self._score_from_distances(self._distances(self._embed(X)), self._membership_rule())
+
+
+def _plain_history(history):
+    """Per-epoch rows of a skorch history without the per-batch lists."""
+    return [{k: v for k, v in row.items() if k != "batches"} for row in history]

@@ -1,0 +1,413 @@
+"""The skorch glue: batching, the training net, its objective and callbacks.
+
+skorch runs the loop (epochs, callbacks, history, progress bar, device
+moves). This module only supplies the pieces it is customised with:
+
+* :class:`TensorBatchIterator`: batches sliced from one tensor by shuffled
+  index, no per-sample collate;
+* :class:`TrainingObjective`: the weighted sum of reconstruction,
+  clustering and contrastive terms, used as skorch's ``criterion``;
+* :class:`DeepClusterNet`: a ``NeuralNet`` whose train step asks the
+  objective for the loss (optionally under bf16/fp16 autocast) and records
+  each term in the history;
+* callbacks: :class:`StateSnapshot` (last finite state, restores on NaN),
+  :class:`ClusterMonitor` (label changes, empty clusters, convergence).
+"""
+
+import copy
+import math
+import warnings
+
+import numpy as np
+import torch
+from skorch import NeuralNet
+from skorch.callbacks import Callback, PassthroughScoring
+from skorch.dataset import unpack_data
+from torch import nn
+
+from .losses import clustering_loss, nt_xent_loss, reconstruction_loss, total_scatter
+from .memberships import squared_distances
+
+__all__ = [
+    "TensorBatchIterator",
+    "TrainingObjective",
+    "DeepClusterNet",
+    "StateSnapshot",
+    "ClusterMonitor",
+    "EpochProgress",
+    "iter_row_batches",
+    "encode",
+]
+
+
+class TensorBatchIterator:
+    """Mini-batches sliced from a tensor or array by shuffled index.
+
+    skorch builds one per ``fit`` with ``iterator_train(dataset, **kw)``.
+    The data is never collated row by row: each batch is one gather from a
+    tensor (kept on the training device when it fits) or, for NumPy arrays
+    and memory maps, one sorted fancy-index read.
+
+    The ``n`` rows are split into ``max(1, n // batch_size)`` balanced
+    batches, so no batch is a tiny remainder (batch statistics such as the
+    embedding's scatter stay meaningful).
+
+    Parameters
+    ----------
+    dataset : skorch Dataset or tensor or ndarray
+        Its ``X`` attribute (or itself) holds the rows.
+    batch_size : int
+    shuffle : bool
+    generator : torch.Generator or None
+        Source of the shuffling permutation (seeded for reproducibility).
+    device : str or torch.device or None
+        Device batches are moved to.
+    """
+
+    def __init__(self, dataset, batch_size=256, shuffle=False, generator=None, device=None):
+        self.X = getattr(dataset, "X", dataset)
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.generator = generator
+        self.device = device
+
+    def __len__(self):
+        return max(1, len(self.X) // self.batch_size)
+
+    def __iter__(self):
+        n = len(self.X)
+        if self.shuffle:
+            order = torch.randperm(n, generator=self.generator)
+        else:
+            order = torch.arange(n)
+        for idx in torch.tensor_split(order, len(self)):
+            if isinstance(self.X, torch.Tensor):
+                batch = self.X[idx.to(self.X.device)]
+            else:
+                rows = np.sort(idx.numpy())
+                batch = torch.from_numpy(np.asarray(self.X[rows], dtype=np.float32))
+            if self.device is not None:
+                batch = batch.to(self.device, non_blocking=True)
+            yield batch, None
+
+
+def iter_row_batches(X, batch_size):
+    """Yield ``X[start:stop]`` chunks of at most ``batch_size`` rows.
+
+    Works on arrays, memory maps and tensors without copying the whole of
+    ``X``.
+    """
+    for start in range(0, len(X), batch_size):
+        yield X[start : start + batch_size]
+
+
+def encode(encoder, X, *, device, batch_size=4096, amp_dtype=None):
+    """Embed ``X`` in large batches under ``torch.inference_mode``.
+
+    Parameters
+    ----------
+    encoder : nn.Module
+    X : ndarray, memmap or tensor of shape (n_samples, n_features)
+    device : torch.device
+    batch_size : int
+    amp_dtype : torch.dtype or None
+        Autocast dtype (bf16/fp16) or None for full precision.
+
+    Returns
+    -------
+    Z : torch.Tensor of shape (n_samples, latent_dim), float32, on ``device``.
+    """
+    was_training = encoder.training
+    encoder.eval()
+    out = []
+    try:
+        with torch.inference_mode(), _autocast(device, amp_dtype):
+            for chunk in iter_row_batches(X, batch_size):
+                if not isinstance(chunk, torch.Tensor):
+                    chunk = torch.from_numpy(np.asarray(chunk, dtype=np.float32))
+                out.append(encoder(chunk.to(device, non_blocking=True)).float())
+    finally:
+        encoder.train(was_training)
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def _autocast(device, amp_dtype):
+    device_type = torch.device(device).type
+    return torch.autocast(device_type=device_type, dtype=amp_dtype, enabled=amp_dtype is not None)
+
+
+class TrainingObjective(nn.Module):
+    """Weighted sum of the training terms, computed from the module and a batch.
+
+    ``loss = recon_weight * reconstruction + cluster_weight * clustering
+    + contrastive_weight * NT-Xent``. Terms with zero weight are not
+    computed. Used as skorch's ``criterion``; ``forward`` returns a dict of
+    the terms with the total under ``'loss'``.
+
+    Parameters
+    ----------
+    rule : FuzzyCMeansRule or MaxEntropyRule or None
+        Membership rule of the clustering term.
+    recon_weight, cluster_weight, contrastive_weight : float
+    augment : callable or None
+        Produces random views of a batch for the contrastive term; when set,
+        the reconstruction term is computed on a view too (denoising), and
+        the clustering term on the clean batch and the view (invariance).
+    temperature : float
+        NT-Xent temperature.
+    scale_momentum : float
+        Momentum of the running estimate of the embedding's scatter kept in
+        ``module.scale`` for inference.
+    """
+
+    def __init__(
+        self,
+        rule=None,
+        recon_weight=1.0,
+        cluster_weight=0.0,
+        contrastive_weight=0.0,
+        augment=None,
+        temperature=0.5,
+        scale_momentum=0.1,
+    ):
+        super().__init__()
+        self.rule = rule
+        self.recon_weight = recon_weight
+        self.cluster_weight = cluster_weight
+        self.contrastive_weight = contrastive_weight
+        self.augment = augment
+        self.temperature = temperature
+        self.scale_momentum = scale_momentum
+
+    def forward(self, module, X):
+        terms = {}
+        views = None
+        if self.augment is not None:
+            with torch.no_grad():
+                views = torch.cat([self.augment(X), self.augment(X)])
+        Z = module.encoder(X)
+        if self.recon_weight and module.decoder is not None:
+            if views is None:
+                terms["recon"] = reconstruction_loss(module.decoder(Z), X)
+            else:
+                # denoising: reconstruct the clean rows from one view
+                Zv = module.encoder(views[: len(X)])
+                terms["recon"] = reconstruction_loss(module.decoder(Zv), X)
+        if self.contrastive_weight:
+            Zv = module.encoder(views)
+            P = module.head(Zv)
+            terms["contrastive"] = nt_xent_loss(P[: len(X)], P[len(X) :], self.temperature)
+        if self.cluster_weight:
+            Zf = Z.float()
+            scatter = total_scatter(Zf)
+            terms["cluster"] = clustering_loss(Zf, module.centers, self.rule, scatter)
+            with torch.no_grad():
+                module.scale.lerp_(scatter.detach(), self.scale_momentum)
+        weights = {
+            "recon": self.recon_weight,
+            "cluster": self.cluster_weight,
+            "contrastive": self.contrastive_weight,
+        }
+        terms["loss"] = sum(weights[name] * value.float() for name, value in terms.items())
+        return terms
+
+
+class DeepClusterNet(NeuralNet):
+    """skorch ``NeuralNet`` whose loss is a :class:`TrainingObjective`.
+
+    Overrides two hooks only: ``train_step_single`` (the objective sees the
+    module and the batch; terms go to the history) and ``fit_loop`` (tells a
+    user's interrupt apart from a callback's stop). Batching uses
+    :class:`TensorBatchIterator`; training runs under autocast when
+    ``amp_dtype`` is set, with fp32 master weights.
+
+    Parameters
+    ----------
+    amp_dtype : torch.dtype or None
+        ``torch.bfloat16`` / ``torch.float16`` for mixed precision.
+    term_names : tuple of str
+        Terms averaged per epoch into the history (e.g. ``'recon'``).
+    **kwargs
+        Passed to :class:`skorch.NeuralNet`.
+    """
+
+    def __init__(self, *args, amp_dtype=None, term_names=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.amp_dtype = amp_dtype
+        self.term_names = term_names
+
+    def get_default_callbacks(self):
+        extra = [(name, PassthroughScoring(name=name, on_train=True)) for name in self.term_names]
+        return [*super().get_default_callbacks(), *extra]
+
+    def train_step_single(self, batch, **fit_params):
+        self._set_training(True)
+        Xi, _ = unpack_data(batch)
+        with _autocast(self.device, self.amp_dtype):
+            terms = self.criterion_(self.module_, Xi)
+        terms["loss"].backward()
+        for name in self.term_names:
+            if name in terms:
+                self.history.record_batch(name, terms[name].item())
+        return {"loss": terms["loss"], "y_pred": None}
+
+    def notify(self, method_name, **cb_kwargs):
+        try:
+            super().notify(method_name, **cb_kwargs)
+        except KeyboardInterrupt:
+            # skorch callbacks (EarlyStopping, ours) stop training this way
+            self.stopped_by_callback_ = True
+            raise
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        self.stopped_by_callback_ = False
+        self.interrupted_ = False
+        try:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except KeyboardInterrupt:
+            self.interrupted_ = not self.stopped_by_callback_
+            raise
+
+
+class StateSnapshot(Callback):
+    """Keep the module's last finite state; stop on a non-finite loss.
+
+    The state is copied when training begins and after every epoch. When a
+    batch loss is NaN or infinite, the last copy is restored and training
+    stops (skorch's ``KeyboardInterrupt`` protocol); ``nonfinite_`` then
+    tells where it happened. ``restore(net)`` puts the last copy back, e.g.
+    after a user's interrupt in mid-epoch.
+    """
+
+    def initialize(self):
+        self.state_ = None
+        self.epochs_done_ = 0
+        self.nonfinite_ = None
+        return self
+
+    def _take(self, net):
+        self.state_ = copy.deepcopy(net.module_.state_dict())
+
+    def restore(self, net):
+        net.module_.load_state_dict(self.state_)
+
+    def on_train_begin(self, net, **kwargs):
+        self._take(net)
+        self.epochs_done_ = 0
+        self.nonfinite_ = None
+
+    def on_batch_end(self, net, batch=None, training=False, loss=None, **kwargs):
+        if training and loss is not None and not math.isfinite(loss.item()):
+            self.nonfinite_ = {"epoch": self.epochs_done_ + 1, "value": loss.item()}
+            self.restore(net)
+            raise KeyboardInterrupt
+
+    def on_epoch_end(self, net, **kwargs):
+        self._take(net)
+        self.epochs_done_ += 1
+
+
+class ClusterMonitor(Callback):
+    """Per-epoch bookkeeping of the joint phase.
+
+    After every epoch: embeds the whole training set, updates the scatter
+    used at inference, re-seeds centres that no sample is assigned to (at
+    the samples farthest from their own centre, as scikit-learn's k-means
+    does), records ``delta_label`` (fraction of hard labels that changed)
+    and ``n_reseeded`` in the history, and stops training when
+    ``delta_label < tol`` (DEC's convergence test).
+
+    Parameters
+    ----------
+    X : tensor or ndarray
+        The training rows.
+    rule : FuzzyCMeansRule or MaxEntropyRule
+    tol : float
+    amp_dtype : torch.dtype or None
+    """
+
+    def __init__(self, X, rule, tol=1e-3, amp_dtype=None):
+        self.X = X
+        self.rule = rule
+        self.tol = tol
+        self.amp_dtype = amp_dtype
+
+    def initialize(self):
+        self.labels_ = None
+        self.n_reseeded_ = 0
+        return self
+
+    def on_train_begin(self, net, **kwargs):
+        self.labels_ = self.assign(net)[1]
+
+    def assign(self, net):
+        """Embed the training set; refresh the scale; return (Z, labels, D)."""
+        module = net.module_
+        Z = encode(module.encoder, self.X, device=net.device, amp_dtype=self.amp_dtype)
+        with torch.no_grad():
+            module.scale.copy_(total_scatter(Z).clamp_min(1e-12))
+            D = squared_distances(Z, module.centers.detach())
+        return Z, D.argmin(dim=1), D
+
+    def on_epoch_end(self, net, **kwargs):
+        Z, labels, D = self.assign(net)
+        n_reseeded = self._reseed_empty(net, Z, labels, D)
+        if n_reseeded:
+            labels = squared_distances(Z, net.module_.centers.detach()).argmin(dim=1)
+        delta = float((labels != self.labels_).float().mean())
+        self.labels_ = labels
+        net.history.record("delta_label", delta)
+        net.history.record("n_reseeded", n_reseeded)
+        if delta < self.tol and not n_reseeded:
+            raise KeyboardInterrupt
+
+    def _reseed_empty(self, net, Z, labels, D):
+        centers = net.module_.centers
+        counts = torch.bincount(labels, minlength=centers.shape[0])
+        empty = torch.nonzero(counts == 0).flatten()
+        if len(empty) == 0:
+            return 0
+        own = D.gather(1, labels[:, None]).flatten()
+        far = torch.argsort(own, descending=True)[: len(empty)]
+        with torch.no_grad():
+            centers[empty] = Z[far].to(centers.dtype)
+        self.n_reseeded_ += len(empty)
+        warnings.warn(
+            f"{len(empty)} cluster(s) had no samples after epoch "
+            f"{len(net.history)}; re-seeded at the samples farthest from their centres.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return len(empty)
+
+
+class EpochProgress(Callback):
+    """A tqdm progress bar over the epochs of one training phase.
+
+    Shows the phase name, epochs done out of the maximum, and the last
+    epoch's training loss (and label change, when monitored).
+
+    Parameters
+    ----------
+    desc : str
+        Label of the bar (the phase).
+    """
+
+    def __init__(self, desc="train"):
+        self.desc = desc
+
+    def on_train_begin(self, net, **kwargs):
+        from tqdm.auto import tqdm
+
+        self.bar_ = tqdm(total=net.max_epochs, desc=self.desc, unit="epoch", leave=True)
+
+    def on_epoch_end(self, net, **kwargs):
+        row = net.history[-1]
+        postfix = {"loss": f"{row.get('train_loss', float('nan')):.4g}"}
+        if "delta_label" in row:
+            postfix["changed"] = f"{row['delta_label']:.2%}"
+        self.bar_.set_postfix(postfix, refresh=False)
+        self.bar_.update(1)
+
+    def on_train_end(self, net, **kwargs):
+        self.bar_.close()

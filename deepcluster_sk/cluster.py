@@ -1,0 +1,379 @@
+"""The deep soft clusterers: :class:`DeepFuzzyCMeans` and :class:`DeepMEC`.
+
+Both are thin: parameters and which membership rule of
+:mod:`deepcluster_sk.memberships` they use. Training lives in
+:class:`deepcluster_sk._base.BaseDeepClusterer`.
+"""
+
+from numbers import Real
+
+from sklearn.utils._param_validation import Interval
+
+from ._base import BaseDeepClusterer
+from .memberships import FuzzyCMeansRule, MaxEntropyRule
+
+__all__ = ["DeepFuzzyCMeans", "DeepMEC"]
+
+_SHARED_PARAMETERS = """\
+    encoder : {{'mlp', 'cnn'}}, nn.Module or (nn.Module, nn.Module), default='mlp'
+        ``'mlp'``: fully connected autoencoder with ``hidden_layer_sizes``;
+        ``'cnn'``: convolutional autoencoder for images (needs
+        ``image_shape``); a module: a user encoder mapping flat rows to
+        ``(batch, latent)`` (no reconstruction, so use
+        ``pretrain='contrastive'`` or ``pretrain_epochs=0``, e.g. with the
+        ``encoder_`` of a fitted :class:`ContrastiveEmbedder`); a pair: a user
+        encoder and decoder. User modules are copied, never modified.
+
+    hidden_layer_sizes : tuple of int, default=(500, 500, 2000)
+        Hidden layers of the ``'mlp'`` encoder (mirrored in the decoder).
+        The default is the DEC / IDEC architecture.
+
+    latent_dim : int, default=10
+        Dimension of the embedding the centres live in.
+
+    image_shape : tuple of int (C, H, W), default=None
+        Shape of one image when rows are flattened images; needed by
+        ``encoder='cnn'`` and by image augmentation.
+
+    pretrain : {{'reconstruction', 'contrastive', 'both'}}, default='reconstruction'
+        Objective of the pretraining phase: autoencoder reconstruction,
+        SimCLR's NT-Xent over two augmented views (needs ``augment``), or
+        their sum (the reconstruction then denoises an augmented view).
+
+    augment : {{'auto', 'image', 'rgb', 'tabular'}}, callable or None, default=None
+        Random views for contrastive terms: ``'auto'`` picks image views when
+        ``image_shape`` is set and SCARF corruption of tabular rows
+        otherwise; see :mod:`deepcluster_sk.augment`. A callable maps a
+        ``(batch, n_features)`` tensor to a view of the same shape.
+
+    pretrain_epochs : int or 'auto', default='auto'
+        Epochs of pretraining. ``'auto'`` aims for about 5000 gradient steps,
+        clipped to 20-200 epochs. 0 skips pretraining.
+
+    max_epochs : int, default=100
+        Maximum epochs of joint training (stops earlier on ``tol``).
+
+    batch_size : int, default=256
+
+    lr : float, default=1e-3
+        Adam learning rate (cosine-annealed during pretraining).
+
+    recon_weight : float, default=1.0
+        Weight of the reconstruction term during joint training (IDEC's
+        safeguard of the local structure); the clustering term has weight 1.
+
+    contrastive_weight : float, default=0.0
+        Weight of an NT-Xent term kept during joint training (needs
+        ``augment``).
+
+    temperature : float, default=0.5
+        NT-Xent temperature.
+
+    projection_dim : int, default=64
+        Output size of the projection head used by contrastive terms.
+
+    tol : float, default=1e-3
+        Joint training stops when fewer than this fraction of the hard
+        labels change in an epoch (DEC's criterion).
+
+    n_init : int, default=10
+        k-means++ restarts for the initial centres.
+
+    precision : {{'auto', 'fp32', 'bf16', 'fp16'}}, default='fp32'
+        Autocast precision of the training forward pass (weights stay
+        fp32). ``'auto'``: bf16 on CUDA and on CPUs with native bf16
+        (AMX / AVX512-BF16), else fp32. ``'fp16'`` is CUDA only.
+
+    device : str or torch.device, default='auto'
+        ``'auto'`` uses CUDA when available; the device used is ``device_``.
+
+    callbacks : list of skorch callbacks, default=None
+        Added to both training phases (e.g. ``skorch.callbacks.Checkpoint``).
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds weights, batches, augmentations and k-means. On CPU the same
+        seed gives identical results.
+
+    verbose : int, default=0
+        Prints skorch's per-epoch log and a progress bar when > 0."""
+
+_ATTRIBUTES = """\
+    cluster_centers_ : ndarray of shape (n_clusters, n_latent)
+        Centres in the embedding space (compare with :meth:`transform`).
+
+    labels_ : ndarray of shape (n_samples,)
+        Hard labels of the training samples (``predict(X)``).
+
+    memberships_ : ndarray of shape (n_samples, n_clusters)
+        Soft memberships of the training samples (``predict_proba(X)``).
+
+    init_labels_ : ndarray of shape (n_samples,)
+        k-means labels on the pretrained embedding, before joint training.
+
+    inertia_ : float
+        Mean clustering objective of the training samples (``-score(X)``).
+
+    n_iter_ : int
+        Epochs of joint training run.
+
+    n_reseeded_ : int
+        Empty clusters re-seeded during joint training.
+
+    pretrain_epochs_ : int
+        Epochs of pretraining run.
+
+    history_ : list of dict
+        One row per epoch with ``phase``, ``epoch``, ``train_loss``, the
+        loss terms (``recon``, ``cluster``, ``contrastive``), ``dur``
+        (seconds) and, in the joint phase, ``delta_label``.
+
+    module_ : DeepClusterModule
+        The trained torch module (encoder, decoder, centres).
+
+    device_ : torch.device
+        Device used for training and inference.
+
+    n_latent_ : int
+        Embedding dimension.
+
+    n_features_in_ : int
+        Number of features seen during fit.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when ``X`` has string column
+        names."""
+
+
+class DeepFuzzyCMeans(BaseDeepClusterer):
+    __doc__ = f"""Deep fuzzy c-means: soft clustering in a jointly trained embedding.
+
+    An encoder maps rows to a low-dimensional embedding; cluster centres are
+    trainable parameters in that embedding. After pretraining the encoder
+    (autoencoder or contrastive) and initialising the centres with k-means++,
+    encoder, decoder and centres are trained together by gradient descent on
+    the fuzzy c-means objective plus a weighted reconstruction term.
+
+    Parameters
+    ----------
+    n_clusters : int, default=8
+        Number of clusters.
+
+    m : float, default=2.0
+        Fuzzifier, ``m > 1``. Larger values give softer memberships; values
+        close to 1 approach hard k-means.
+
+{_SHARED_PARAMETERS}
+
+    Attributes
+    ----------
+{_ATTRIBUTES}
+
+    See Also
+    --------
+    DeepMEC : The same estimator with maximum-entropy memberships.
+    ContrastiveEmbedder : A self-supervised embedding for any clusterer.
+    sklearn.cluster.KMeans : Hard clustering in the input space.
+
+    Notes
+    -----
+    With ``D_ij`` the squared distance of embedding ``z_i`` to centre
+    ``c_j`` divided by the embedding's total scatter
+    ``T = mean_i ||z_i - mean(z)||^2``, memberships and the per-sample
+    objective are::
+
+        u_ij = D_ij^(-1/(m-1)) / sum_k D_ik^(-1/(m-1))
+        J_i  = min_u sum_j u_ij^m D_ij = (sum_j D_ij^(-1/(m-1)))^(-(m-1))
+
+    computed in the log domain (:mod:`deepcluster_sk.memberships`). Dividing
+    by ``T`` makes the clustering loss scale-invariant: it cannot be lowered
+    by shrinking the embedding, and collapsing it makes the loss worse
+    (:func:`deepcluster_sk.losses.clustering_loss`). Training minimises
+    ``mean_i J_i + recon_weight * reconstruction`` over encoder, decoder
+    and centres.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from deepcluster_sk import DeepFuzzyCMeans
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> X = X[:300] / 16.0
+    >>> dfcm = DeepFuzzyCMeans(n_clusters=10, hidden_layer_sizes=(64,),
+    ...                        pretrain_epochs=5, max_epochs=5, random_state=0)
+    >>> dfcm.fit(X).predict_proba(X[:2]).shape
+    (2, 10)
+    >>> dfcm.transform(X[:2]).shape
+    (2, 10)
+    """
+
+    _parameter_constraints: dict = {
+        **BaseDeepClusterer._parameter_constraints,
+        "m": [Interval(Real, 1, None, closed="neither")],
+    }
+
+    def __init__(
+        self,
+        n_clusters=8,
+        *,
+        m=2.0,
+        encoder="mlp",
+        hidden_layer_sizes=(500, 500, 2000),
+        latent_dim=10,
+        image_shape=None,
+        pretrain="reconstruction",
+        augment=None,
+        pretrain_epochs="auto",
+        max_epochs=100,
+        batch_size=256,
+        lr=1e-3,
+        recon_weight=1.0,
+        contrastive_weight=0.0,
+        temperature=0.5,
+        projection_dim=64,
+        tol=1e-3,
+        n_init=10,
+        precision="fp32",
+        device="auto",
+        callbacks=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.n_clusters = n_clusters
+        self.m = m
+        self.encoder = encoder
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.latent_dim = latent_dim
+        self.image_shape = image_shape
+        self.pretrain = pretrain
+        self.augment = augment
+        self.pretrain_epochs = pretrain_epochs
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.recon_weight = recon_weight
+        self.contrastive_weight = contrastive_weight
+        self.temperature = temperature
+        self.projection_dim = projection_dim
+        self.tol = tol
+        self.n_init = n_init
+        self.precision = precision
+        self.device = device
+        self.callbacks = callbacks
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _membership_rule(self):
+        return FuzzyCMeansRule(float(self.m))
+
+
+class DeepMEC(BaseDeepClusterer):
+    __doc__ = f"""Deep maximum-entropy clustering in a jointly trained embedding.
+
+    The same three phases as :class:`DeepFuzzyCMeans` (pretraining, k-means++
+    centres, joint training of encoder, decoder and centres), with
+    memberships that trade distance against entropy at temperature
+    ``gamma``.
+
+    Parameters
+    ----------
+    n_clusters : int, default=8
+        Number of clusters.
+
+    gamma : float, default=0.1
+        Temperature, ``gamma > 0``, in units of the embedding's total
+        scatter: small values give nearly hard memberships, large values
+        spread them towards uniform.
+
+{_SHARED_PARAMETERS}
+
+    Attributes
+    ----------
+{_ATTRIBUTES}
+
+    See Also
+    --------
+    DeepFuzzyCMeans : The same estimator with fuzzy c-means memberships.
+    ContrastiveEmbedder : A self-supervised embedding for any clusterer.
+
+    Notes
+    -----
+    With ``D_ij`` the squared distance of embedding ``z_i`` to centre
+    ``c_j`` divided by the embedding's total scatter::
+
+        u_ij = exp(-D_ij / gamma) / sum_k exp(-D_ik / gamma)
+        J_i  = min_u sum_j u_ij D_ij + gamma sum_j u_ij ln u_ij
+             = -gamma logsumexp_j(-D_ij / gamma)
+
+    the free energy of a Gibbs distribution over clusters, computed with
+    ``logsumexp`` so it stays finite for any ``gamma``.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from deepcluster_sk import DeepMEC
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> X = X[:300] / 16.0
+    >>> mec = DeepMEC(n_clusters=10, gamma=0.1, hidden_layer_sizes=(64,),
+    ...               pretrain_epochs=5, max_epochs=5, random_state=0)
+    >>> labels = mec.fit_predict(X)
+    >>> labels.shape, mec.cluster_centers_.shape
+    ((300,), (10, 10))
+    """
+
+    _parameter_constraints: dict = {
+        **BaseDeepClusterer._parameter_constraints,
+        "gamma": [Interval(Real, 0, None, closed="neither")],
+    }
+
+    def __init__(
+        self,
+        n_clusters=8,
+        *,
+        gamma=0.1,
+        encoder="mlp",
+        hidden_layer_sizes=(500, 500, 2000),
+        latent_dim=10,
+        image_shape=None,
+        pretrain="reconstruction",
+        augment=None,
+        pretrain_epochs="auto",
+        max_epochs=100,
+        batch_size=256,
+        lr=1e-3,
+        recon_weight=1.0,
+        contrastive_weight=0.0,
+        temperature=0.5,
+        projection_dim=64,
+        tol=1e-3,
+        n_init=10,
+        precision="fp32",
+        device="auto",
+        callbacks=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.n_clusters = n_clusters
+        self.gamma = gamma
+        self.encoder = encoder
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.latent_dim = latent_dim
+        self.image_shape = image_shape
+        self.pretrain = pretrain
+        self.augment = augment
+        self.pretrain_epochs = pretrain_epochs
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.recon_weight = recon_weight
+        self.contrastive_weight = contrastive_weight
+        self.temperature = temperature
+        self.projection_dim = projection_dim
+        self.tol = tol
+        self.n_init = n_init
+        self.precision = precision
+        self.device = device
+        self.callbacks = callbacks
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _membership_rule(self):
+        return MaxEntropyRule(float(self.gamma))

@@ -1,0 +1,384 @@
+"""Loaders for image benchmark data sets used with deep clustering.
+
+All loaders return a :class:`sklearn.utils.Bunch` with at least ``data``
+(``(n_samples, n_features)``), ``target`` (``(n_samples,)``) and
+``image_shape`` (``(channels, height, width)``, so that
+``data[i].reshape(image_shape)`` is image ``i``), or ``(data, target)`` with
+``return_X_y=True``. Labels are meant for evaluation only.
+
+File-based loaders (:func:`load_usps`, :func:`load_mnist`) read ``.npz``
+archives with keys ``X``, ``y`` and optionally ``image_shape``. They look for
+the file, in order, in
+
+1. ``data_home`` when given (and only there);
+2. the directory named by the environment variable ``DEEPCLUSTER_SK_DATA``;
+3. ``../shared/data`` relative to the current working directory;
+4. ``../shared/data`` relative to the repository root (the directory that
+   contains the ``deepcluster_sk`` package directory).
+"""
+
+import os
+from pathlib import Path
+
+import numpy as np
+from sklearn.utils import Bunch
+
+__all__ = [
+    "DATA_ENV_VAR",
+    "load_npz",
+    "load_usps",
+    "load_mnist",
+    "load_digits_images",
+    "fetch_openml_mnist",
+]
+
+#: Environment variable naming a directory that holds ``usps.npz`` / ``mnist.npz``.
+DATA_ENV_VAR = "DEEPCLUSTER_SK_DATA"
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _candidate_dirs(data_home):
+    """Directories searched for a data file, in order."""
+    if data_home is not None:
+        return [Path(data_home).expanduser()]
+    dirs = []
+    env = os.environ.get(DATA_ENV_VAR)
+    if env:
+        dirs.append(Path(env).expanduser())
+    dirs.append(Path.cwd() / ".." / "shared" / "data")
+    dirs.append(_REPO_ROOT / ".." / "shared" / "data")
+    return dirs
+
+
+def _find_data_file(filename, data_home):
+    """Return the first existing ``<dir>/filename`` or raise FileNotFoundError."""
+    tried = []
+    for d in _candidate_dirs(data_home):
+        path = d / filename
+        if path.is_file():
+            return path
+        resolved = str(path.resolve())
+        if resolved not in tried:
+            tried.append(resolved)
+    raise FileNotFoundError(
+        f"Could not find {filename!r}; looked in: {', '.join(tried)}. "
+        f"Pass data_home=<directory containing {filename}> or set the "
+        f"environment variable {DATA_ENV_VAR} to that directory."
+    )
+
+
+def _to_unit_float32(X):
+    """Scale integer pixel data (0-255) to float32 in [0, 1]; cast floats."""
+    if X.dtype.kind in "iub":
+        return (X.astype(np.float32) / np.float32(255.0)).astype(np.float32, copy=False)
+    return X.astype(np.float32, copy=False)
+
+
+def load_npz(path):
+    """Load a labelled data set from an ``.npz`` archive.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Path to an ``.npz`` file with arrays ``X`` (``(n_samples,
+        n_features)``, or ``(n_samples, *image_shape)`` which is flattened),
+        ``y`` (``(n_samples,)``) and optionally ``image_shape``.
+
+    Returns
+    -------
+    data : :class:`~sklearn.utils.Bunch`
+        With fields ``data`` (``X`` as stored, 2-D), ``target`` (``y``),
+        ``image_shape`` (tuple of int; ``(n_features,)`` if the archive has
+        none and ``X`` is 2-D), ``filename`` (str) and ``DESCR`` (str).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If ``X`` or ``y`` is missing, or the shapes are inconsistent.
+
+    Notes
+    -----
+    The archive is opened with ``allow_pickle=False``; no scaling is applied
+    (see :func:`load_mnist` / :func:`load_usps` for that).
+
+    Examples
+    --------
+    >>> from deepcluster_sk.datasets import load_npz
+    >>> bunch = load_npz("../shared/data/usps.npz")  # doctest: +SKIP
+    >>> bunch.data.shape, bunch.image_shape  # doctest: +SKIP
+    ((9298, 256), (1, 16, 16))
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"Data file not found: {str(path)!r}. Pass the correct path, or for the "
+            f"bundled loaders pass data_home=<directory> or set the environment "
+            f"variable {DATA_ENV_VAR} to the directory holding the file."
+        )
+    with np.load(path, allow_pickle=False) as archive:
+        keys = set(archive.files)
+        missing = [k for k in ("X", "y") if k not in keys]
+        if missing:
+            raise ValueError(
+                f"{str(path)!r} is missing required key(s) {missing}; found keys "
+                f"{sorted(keys)}. Expected 'X', 'y' and optionally 'image_shape'."
+            )
+        X = archive["X"]
+        y = archive["y"]
+        image_shape = archive["image_shape"] if "image_shape" in keys else None
+
+    if X.ndim < 2:
+        raise ValueError(f"X in {str(path)!r} must be at least 2-D, got shape {X.shape}.")
+    if image_shape is None:
+        image_shape = tuple(int(s) for s in X.shape[1:])
+    else:
+        image_shape = tuple(int(s) for s in np.asarray(image_shape).ravel())
+    X = X.reshape(X.shape[0], -1)
+    if int(np.prod(image_shape)) != X.shape[1]:
+        raise ValueError(
+            f"image_shape {image_shape} in {str(path)!r} does not match the "
+            f"{X.shape[1]} features of X."
+        )
+    y = np.asarray(y)
+    if y.ndim != 1 or y.shape[0] != X.shape[0]:
+        raise ValueError(
+            f"y in {str(path)!r} must be 1-D with {X.shape[0]} entries (one per row "
+            f"of X), got shape {y.shape}."
+        )
+    return Bunch(
+        data=X,
+        target=y,
+        image_shape=image_shape,
+        filename=str(path),
+        DESCR=f"Data set loaded from {path.name}: {X.shape[0]} samples, "
+        f"{X.shape[1]} features, image shape {image_shape}.",
+    )
+
+
+def _load_named(filename, data_home, return_X_y, as_float):
+    bunch = load_npz(_find_data_file(filename, data_home))
+    if as_float:
+        bunch.data = _to_unit_float32(bunch.data)
+    if return_X_y:
+        return bunch.data, bunch.target
+    return bunch
+
+
+def load_usps(data_home=None, *, return_X_y=False, as_float=True):
+    """Load the USPS handwritten digits (9,298 images of 16 x 16).
+
+    Parameters
+    ----------
+    data_home : str or path-like, default=None
+        Directory containing ``usps.npz``. If None, searched in
+        ``$DEEPCLUSTER_SK_DATA``, then ``../shared/data`` relative to the
+        current directory and to the repository root.
+    return_X_y : bool, default=False
+        If True, return ``(data, target)`` instead of a Bunch.
+    as_float : bool, default=True
+        If True, return ``data`` as float32 in ``[0, 1]`` (USPS is stored
+        that way already); otherwise as stored.
+
+    Returns
+    -------
+    data : :class:`~sklearn.utils.Bunch`
+        ``data`` of shape ``(9298, 256)``, ``target`` of shape ``(9298,)``
+        (10 classes), ``image_shape == (1, 16, 16)``, ``filename``, ``DESCR``.
+    (data, target) : tuple
+        If ``return_X_y`` is True.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``usps.npz`` cannot be found; the message lists the directories
+        searched.
+
+    Notes
+    -----
+    The standard train (7,291) + test (2,007) set, as used in deep-clustering
+    papers (DEC, IDEC, DEKM).
+
+    References
+    ----------
+    .. [1] J. J. Hull, "A database for handwritten text recognition
+       research", IEEE TPAMI 16(5), 1994.
+
+    Examples
+    --------
+    >>> from deepcluster_sk.datasets import load_usps
+    >>> X, y = load_usps(return_X_y=True)  # doctest: +SKIP
+    >>> X.shape, X.dtype  # doctest: +SKIP
+    ((9298, 256), dtype('float32'))
+    """
+    return _load_named("usps.npz", data_home, return_X_y, as_float)
+
+
+def load_mnist(data_home=None, *, return_X_y=False, as_float=True):
+    """Load MNIST (70,000 images of 28 x 28, train + test).
+
+    Parameters
+    ----------
+    data_home : str or path-like, default=None
+        Directory containing ``mnist.npz``. If None, searched in
+        ``$DEEPCLUSTER_SK_DATA``, then ``../shared/data`` relative to the
+        current directory and to the repository root.
+    return_X_y : bool, default=False
+        If True, return ``(data, target)`` instead of a Bunch.
+    as_float : bool, default=True
+        If True, scale the stored uint8 pixels (0-255) to float32 in
+        ``[0, 1]``; otherwise return them as stored.
+
+    Returns
+    -------
+    data : :class:`~sklearn.utils.Bunch`
+        ``data`` of shape ``(70000, 784)``, ``target`` of shape ``(70000,)``
+        (10 classes), ``image_shape == (1, 28, 28)``, ``filename``, ``DESCR``.
+    (data, target) : tuple
+        If ``return_X_y`` is True.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``mnist.npz`` cannot be found; the message lists the directories
+        searched.
+
+    Notes
+    -----
+    The shared file stores the rows in a fixed shuffled order. To download
+    MNIST instead, see :func:`fetch_openml_mnist`.
+
+    References
+    ----------
+    .. [1] Y. LeCun, L. Bottou, Y. Bengio and P. Haffner, "Gradient-based
+       learning applied to document recognition", Proc. IEEE 86(11), 1998.
+
+    Examples
+    --------
+    >>> from deepcluster_sk.datasets import load_mnist
+    >>> mnist = load_mnist()  # doctest: +SKIP
+    >>> mnist.data.shape, mnist.image_shape  # doctest: +SKIP
+    ((70000, 784), (1, 28, 28))
+    """
+    return _load_named("mnist.npz", data_home, return_X_y, as_float)
+
+
+def load_digits_images(*, return_X_y=False):
+    """Load scikit-learn's 8 x 8 digits as images scaled to ``[0, 1]``.
+
+    Wraps :func:`sklearn.datasets.load_digits` (1,797 samples, 10 classes),
+    which ships with scikit-learn and needs no download.
+
+    Parameters
+    ----------
+    return_X_y : bool, default=False
+        If True, return ``(data, target)`` instead of a Bunch.
+
+    Returns
+    -------
+    data : :class:`~sklearn.utils.Bunch`
+        ``data`` float32 of shape ``(1797, 64)`` in ``[0, 1]``, ``target``
+        int64 of shape ``(1797,)``, ``image_shape == (1, 8, 8)``,
+        ``target_names`` and ``DESCR``.
+    (data, target) : tuple
+        If ``return_X_y`` is True.
+
+    Notes
+    -----
+    The original pixel values are integers in ``[0, 16]`` and are divided by
+    16.
+
+    Examples
+    --------
+    >>> from deepcluster_sk.datasets import load_digits_images
+    >>> X, y = load_digits_images(return_X_y=True)
+    >>> X.shape, X.dtype.name, float(X.min()), float(X.max())
+    ((1797, 64), 'float32', 0.0, 1.0)
+    >>> load_digits_images().image_shape
+    (1, 8, 8)
+    """
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    X = (np.asarray(digits.data, dtype=np.float32) / np.float32(16.0)).astype(np.float32)
+    y = np.asarray(digits.target, dtype=np.int64)
+    if return_X_y:
+        return X, y
+    return Bunch(
+        data=X,
+        target=y,
+        image_shape=(1, 8, 8),
+        target_names=np.asarray(digits.target_names),
+        DESCR=digits.DESCR,
+    )
+
+
+def fetch_openml_mnist(data_home=None, *, return_X_y=False, as_float=True):
+    """Download MNIST from OpenML (``mnist_784``, version 1).
+
+    A thin wrapper around :func:`sklearn.datasets.fetch_openml` for users
+    without the shared ``mnist.npz``. Needs internet access on first use
+    (the result is cached in ``data_home``); it is not used by the test
+    suite.
+
+    Parameters
+    ----------
+    data_home : str or path-like, default=None
+        scikit-learn download cache directory (default
+        ``~/scikit_learn_data``).
+    return_X_y : bool, default=False
+        If True, return ``(data, target)`` instead of a Bunch.
+    as_float : bool, default=True
+        If True, scale pixels to float32 in ``[0, 1]``; otherwise return
+        them as uint8 in ``[0, 255]``.
+
+    Returns
+    -------
+    data : :class:`~sklearn.utils.Bunch`
+        ``data`` of shape ``(70000, 784)``, ``target`` int64 of shape
+        ``(70000,)``, ``image_shape == (1, 28, 28)`` and ``DESCR``.
+    (data, target) : tuple
+        If ``return_X_y`` is True.
+
+    Notes
+    -----
+    OpenML keeps the original order (60,000 training then 10,000 test
+    images), unlike the shuffled shared ``mnist.npz`` read by
+    :func:`load_mnist`.
+
+    References
+    ----------
+    .. [1] https://www.openml.org/d/554
+
+    Examples
+    --------
+    >>> from deepcluster_sk.datasets import fetch_openml_mnist
+    >>> X, y = fetch_openml_mnist(return_X_y=True)  # doctest: +SKIP
+    >>> X.shape  # doctest: +SKIP
+    (70000, 784)
+    """
+    from sklearn.datasets import fetch_openml
+
+    mnist = fetch_openml(
+        "mnist_784",
+        version=1,
+        as_frame=False,
+        parser="auto",
+        data_home=None if data_home is None else str(data_home),
+    )
+    X = np.asarray(mnist.data)
+    y = np.asarray(mnist.target).astype(np.int64)
+    if as_float:
+        X = (X.astype(np.float32) / np.float32(255.0)).astype(np.float32, copy=False)
+    else:
+        X = X.astype(np.uint8)
+    if return_X_y:
+        return X, y
+    return Bunch(
+        data=X,
+        target=y,
+        image_shape=(1, 28, 28),
+        DESCR=str(getattr(mnist, "DESCR", "MNIST (OpenML mnist_784, version 1)")),
+    )

@@ -1,0 +1,197 @@
+"""ContrastiveEmbedder: a self-supervised (SimCLR) encoder as a transformer."""
+
+from numbers import Integral
+
+import torch
+from skorch.callbacks import LRScheduler
+from sklearn.utils._param_validation import Interval
+from torch import nn
+
+from ._base import DeepEstimatorBase
+from ._training import StateSnapshot, TrainingObjective
+from .augment import build_augment
+from .networks import DeepClusterModule
+
+__all__ = ["ContrastiveEmbedder"]
+
+
+class ContrastiveEmbedder(DeepEstimatorBase):
+    """Self-supervised embedding by contrastive learning (SimCLR / NT-Xent).
+
+    Every batch is augmented twice; an encoder and a projection head are
+    trained so that the two views of a sample are closer (in cosine
+    similarity of the projections) than the views of all other samples of
+    the batch. The head is discarded after training: :meth:`transform`
+    returns the encoder's embedding, to feed any clusterer or classifier.
+
+    Parameters
+    ----------
+    encoder : {'mlp', 'cnn'} or nn.Module, default='mlp'
+        ``'mlp'``: fully connected encoder with ``hidden_layer_sizes``;
+        ``'cnn'``: convolutional encoder (needs ``image_shape``); a module:
+        a user encoder mapping flat rows to ``(batch, latent)``, copied
+        before training.
+
+    hidden_layer_sizes : tuple of int, default=(500, 500, 2000)
+        Hidden layers of the ``'mlp'`` encoder.
+
+    latent_dim : int, default=32
+        Dimension of the embedding returned by :meth:`transform`.
+
+    projection_dim : int, default=64
+        Output dimension of the projection head (training only).
+
+    temperature : float, default=0.5
+        NT-Xent temperature.
+
+    augment : {'auto', 'image', 'rgb', 'tabular'} or callable, default='auto'
+        Random views: image transformations (kornia) when ``image_shape``
+        is set, SCARF corruption for tabular rows; see
+        :mod:`deepcluster_sk.augment`.
+
+    image_shape : tuple of int (C, H, W), default=None
+        Shape of one image when rows are flattened images.
+
+    max_epochs : int, default=100
+
+    batch_size : int, default=256
+        Pairs per batch; each batch gives ``2 * batch_size - 2`` negatives.
+
+    lr : float, default=1e-3
+        Adam learning rate, cosine-annealed over ``max_epochs``.
+
+    precision : {'auto', 'fp32', 'bf16', 'fp16'}, default='fp32'
+        Autocast precision of the training forward pass.
+
+    device : str or torch.device, default='auto'
+        ``'auto'`` uses CUDA when available; the device used is ``device_``.
+
+    callbacks : list of skorch callbacks, default=None
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds weights, batches and augmentations; identical results on CPU.
+
+    verbose : int, default=0
+
+    Attributes
+    ----------
+    encoder_ : torch.nn.Module
+        The trained encoder, on ``device_``; hand it to a deep clusterer as
+        ``DeepFuzzyCMeans(encoder=emb.encoder_, pretrain_epochs=0)``.
+
+    module_ : DeepClusterModule
+        Container of the encoder (the head is dropped after training).
+
+    history_ : list of dict
+        Per-epoch ``train_loss`` (NT-Xent) and ``dur``.
+
+    n_iter_ : int
+        Epochs run.
+
+    n_latent_ : int
+        Embedding dimension.
+
+    device_ : torch.device
+
+    n_features_in_ : int
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+
+    See Also
+    --------
+    DeepFuzzyCMeans : Deep soft clustering that can start from this encoder.
+
+    Notes
+    -----
+    For ``n`` pairs of L2-normalised projections ``p`` and temperature
+    ``t`` the loss of view ``a`` with partner ``a+`` is
+    ``-log(exp(p_a.p_a+ / t) / sum_{b != a} exp(p_a.p_b / t))``, averaged
+    over the ``2n`` views (:func:`deepcluster_sk.losses.nt_xent_loss`).
+
+    Examples
+    --------
+    >>> from sklearn.cluster import KMeans
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from deepcluster_sk import ContrastiveEmbedder
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> X = X[:300] / 16.0
+    >>> pipe = make_pipeline(
+    ...     ContrastiveEmbedder(image_shape=(1, 8, 8), hidden_layer_sizes=(64,),
+    ...                         max_epochs=3, random_state=0),
+    ...     KMeans(n_clusters=10, n_init=3, random_state=0))
+    >>> pipe.fit_predict(X).shape
+    (300,)
+    """
+
+    _parameter_constraints: dict = {
+        **DeepEstimatorBase._parameter_constraints,
+        "encoder": [DeepEstimatorBase._parameter_constraints["encoder"][0], nn.Module],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        *,
+        encoder="mlp",
+        hidden_layer_sizes=(500, 500, 2000),
+        latent_dim=32,
+        projection_dim=64,
+        temperature=0.5,
+        augment="auto",
+        image_shape=None,
+        max_epochs=100,
+        batch_size=256,
+        lr=1e-3,
+        precision="fp32",
+        device="auto",
+        callbacks=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.encoder = encoder
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.latent_dim = latent_dim
+        self.projection_dim = projection_dim
+        self.temperature = temperature
+        self.augment = augment
+        self.image_shape = image_shape
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.precision = precision
+        self.device = device
+        self.callbacks = callbacks
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _check_params(self, X):
+        super()._check_params(X)
+        if self.augment is None:
+            raise ValueError("ContrastiveEmbedder needs augment (views to contrast); got None.")
+
+    def _fit(self, X, *, device, amp_dtype, seed):
+        augment = build_augment(self.augment, self.image_shape)
+        encoder, _, head, latent_dim = self._build_networks(X, with_head=True)
+        module = DeepClusterModule(encoder, None, 0, latent_dim, head=head).to(device)
+        snapshot = StateSnapshot()
+        objective = TrainingObjective(
+            recon_weight=0.0, contrastive_weight=1.0, augment=augment, temperature=self.temperature
+        )
+        net = self._make_net(
+            module, objective, phase="contrastive", epochs=self.max_epochs, device=device, amp_dtype=amp_dtype,
+            generator=torch.Generator().manual_seed(seed),
+            callbacks=[snapshot, LRScheduler("CosineAnnealingLR", T_max=self.max_epochs)],
+            term_names=(),
+        )
+        self.history_ = self._run_phase(
+            net, self._training_data(X, device), snapshot, "contrastive", keep_on_interrupt=True
+        )
+        module.head = None
+        module.eval()
+        self.module_ = module
+        self.encoder_ = module.encoder
+        self.device_ = device
+        self.n_latent_ = latent_dim
+        self.n_iter_ = len(self.history_)
+        return self
