@@ -25,7 +25,7 @@ from sklearn.base import (
 from sklearn.cluster import KMeans
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import nn
 
 from ._training import (
@@ -36,6 +36,7 @@ from ._training import (
     TensorBatchIterator,
     TrainingObjective,
     encode,
+    iter_row_batches,
 )
 from .augment import build_augment
 from .losses import total_scatter
@@ -91,6 +92,35 @@ class _InterruptedFit(Exception):
     """Raised internally when the user interrupts a phase that cannot be kept."""
 
 
+class _CheckedRows:
+    """Rows of a memory-mapped ``X``, validated and cast to float32 on access.
+
+    Indexing (a slice or an index array, as the batch iterators use) reads
+    only those rows from the map, checks them with
+    :func:`sklearn.utils.check_array` (finite, numeric) and returns them as
+    a float32 CPU tensor, so the whole array is never copied into memory.
+    For a float32 map a slice is not copied at all: the tensor reads the
+    mapped pages (it is only read, never written).
+    """
+
+    ndim = 2
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, X, estimator):
+        self.X = X
+        self.estimator = estimator
+        self.shape = X.shape
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        rows = check_array(self.X[key], dtype=np.float32, input_name="X", estimator=self.estimator)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            return torch.from_numpy(rows)
+
+
 class DeepEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Machinery shared by every deep estimator of the package.
 
@@ -139,7 +169,8 @@ class DeepEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             pretraining), an earlier fitted state is left untouched.
         """
         fitted = copy.copy(self)  # work on a shallow copy: self changes only on success
-        X = fitted._validate_X(X, reset=True)
+        # a warm start keeps the fitted input layout (n_features_in_, names)
+        X = fitted._validate_X(X, reset=not fitted._warm_starting())
         fitted._check_params(X)
         device, amp_dtype, seed = fitted._setup_runtime()
         try:
@@ -150,18 +181,58 @@ class DeepEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             raise KeyboardInterrupt(
                 "fit interrupted during pretraining; the estimator was left as it was."
             ) from None
+        # replace, not merge: attributes the new fit dropped (e.g.
+        # feature_names_in_ after refitting on an ndarray) must not linger
+        self.__dict__.clear()
         self.__dict__.update(fitted.__dict__)
         return self
+
+    def _warm_starting(self):
+        """Whether this ``fit`` continues the fitted model (``warm_start=True``)."""
+        return bool(getattr(self, "warm_start", False)) and hasattr(self, "module_")
 
     def _check_params(self, X):
         self._check_hidden_layer_sizes()
 
     # -- validation -------------------------------------------------------
     def _validate_X(self, X, *, reset):
+        ndim = getattr(X, "ndim", 2)
+        if isinstance(ndim, Integral) and ndim > 2:
+            raise ValueError(
+                f"X must be 2-D (n_samples, n_features), got a {ndim}-D array of shape "
+                f"{tuple(X.shape)}: flatten images to rows with X.reshape(len(X), -1) "
+                "and pass image_shape=(channels, height, width)."
+            )
+        if isinstance(X, np.memmap):
+            return self._validate_memmap(X, reset=reset)
         X = validate_data(self, X, reset=reset, dtype=np.float32, ensure_min_samples=2 if reset else 1)
+        if not X.flags.writeable:  # e.g. a copy-on-write DataFrame: torch.from_numpy warns on it
+            X = X.copy()
         if reset:
             self._check_image_shape(X.shape[1])
         return X
+
+    def _validate_memmap(self, X, *, reset):
+        """Validate a memory map without loading it: rows are checked chunk-wise.
+
+        The layout (2-D, numeric, number of features) is checked on the first
+        rows; finiteness and the float32 cast happen per chunk on access
+        (:class:`_CheckedRows`). ``fit`` scans all chunks once up front so bad
+        rows fail before training; inference validates during its single pass.
+        """
+        n_min = 2 if reset else 1
+        validate_data(self, X[:n_min], reset=reset, dtype=np.float32, ensure_min_samples=n_min)
+        if X.shape[0] < n_min:
+            raise ValueError(
+                f"Found array with {X.shape[0]} sample(s) (shape={X.shape}) while a "
+                f"minimum of {n_min} is required by {type(self).__name__}."
+            )
+        rows = _CheckedRows(X, self)
+        if reset:
+            self._check_image_shape(X.shape[1])
+            for _ in iter_row_batches(rows, self.inference_batch_size):
+                pass
+        return rows
 
     def _check_image_shape(self, n_features):
         shape = self.image_shape
@@ -220,12 +291,23 @@ class DeepEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         return int(out.shape[1])
 
     def _training_data(self, X, device):
-        """The training rows as a tensor, on ``device`` when it fits there."""
+        """The training rows as a tensor, on ``device`` when it fits there.
+
+        A memory map (:class:`_CheckedRows`) stays on disk on the CPU (batches
+        read their rows); on CUDA it is copied chunk by chunk into GPU memory
+        when it fits, never whole into host memory.
+        """
         X_t = torch.from_numpy(X) if isinstance(X, np.ndarray) and not isinstance(X, np.memmap) else X
-        if isinstance(X_t, torch.Tensor) and device.type == "cuda":
+        if isinstance(X_t, (torch.Tensor, _CheckedRows)) and device.type == "cuda":
             free, _ = torch.cuda.mem_get_info(device)
-            if X_t.numel() * 4 < 0.5 * free:
-                X_t = X_t.to(device)
+            if X_t.shape[0] * X_t.shape[1] * 4 < 0.5 * free:
+                if isinstance(X_t, torch.Tensor):
+                    X_t = X_t.to(device)
+                else:
+                    rows, X_t = X_t, torch.empty(X_t.shape, dtype=torch.float32, device=device)
+                    for start, chunk in zip(range(0, len(rows), self.inference_batch_size),
+                                            iter_row_batches(rows, self.inference_batch_size)):
+                        X_t[start : start + len(chunk)].copy_(torch.from_numpy(chunk))
         return X_t
 
     def _make_net(self, module, objective, *, phase, epochs, device, amp_dtype, generator, callbacks,
@@ -267,8 +349,11 @@ class DeepEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         finished epoch this warns and keeps it, otherwise it raises
         ``FloatingPointError``. A user interrupt restores the last finished
         epoch and either keeps it (``keep_on_interrupt``) or abandons the fit.
+        The returned history holds the completed epochs whose state is kept
+        (not the epoch that was cut short).
         """
         net.fit(X_t)
+        rows = _plain_history(net.history)
         if snapshot.nonfinite_ is not None:
             info = snapshot.nonfinite_
             msg = (
@@ -282,6 +367,7 @@ class DeepEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
                 RuntimeWarning,
                 stacklevel=3,
             )
+            rows = rows[: snapshot.epochs_done_]
         elif net.interrupted_:
             snapshot.restore(net)
             if not keep_on_interrupt:
@@ -292,7 +378,8 @@ class DeepEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
                 RuntimeWarning,
                 stacklevel=3,
             )
-        return [dict(row, phase=phase) for row in _plain_history(net.history)]
+            rows = rows[: snapshot.epochs_done_]
+        return [dict(row, phase=phase) for row in rows]
 
     # -- inference --------------------------------------------------------
     def _embed(self, X):
@@ -328,9 +415,15 @@ class DeepEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
 
     # -- persistence ------------------------------------------------------
     def __getstate__(self):
-        state = super().__getstate__()
+        state = dict(super().__getstate__())  # may be self.__dict__ itself: never edit that
         if "module_" in state:
-            state["module_"] = copy.deepcopy(state["module_"]).to("cpu")
+            # copy the module and the attributes sharing its submodules
+            # (``encoder_``) together, so sharing survives and nothing
+            # pickled lives on CUDA
+            shared = {k: state[k] for k in ("module_", "encoder_") if k in state}
+            shared = copy.deepcopy(shared)
+            shared["module_"].to("cpu")
+            state.update(shared)
         return state
 
     def __setstate__(self, state):
@@ -378,6 +471,7 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         "contrastive_weight": [Interval(Real, 0, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
+        "warm_start": ["boolean"],
     }
 
     def _membership_rule(self):
@@ -411,18 +505,25 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         augment = build_augment(self.augment, self.image_shape)
         use_head = self.pretrain != "reconstruction" or self.contrastive_weight > 0
         generator = torch.Generator().manual_seed(seed)
-        encoder, decoder, head, latent_dim = self._build_networks(X, with_head=use_head)
-        epochs = self._pretrain_epochs(len(X))
-        if decoder is None and epochs > 0 and self.pretrain != "contrastive":
-            raise ValueError(
-                "A user encoder without a decoder cannot be pretrained on "
-                "reconstruction: pass (encoder, decoder), pretrain='contrastive' "
-                "or pretrain_epochs=0."
-            )
-        module = DeepClusterModule(encoder, decoder, self.n_clusters, latent_dim, head=head)
-        module = module.to(device)
+        warm = self._warm_starting()
+        if warm:  # continue joint training of the fitted module: no phases 1-2
+            module, latent_dim = self._warm_module(device, use_head)
+            decoder, epochs, history = module.decoder, 0, list(self.history_)
+            n_iter0, n_reseeded0 = self.n_iter_, self.n_reseeded_
+        else:
+            encoder, decoder, head, latent_dim = self._build_networks(X, with_head=use_head)
+            epochs = self._pretrain_epochs(len(X))
+            if decoder is None and epochs > 0 and self.pretrain != "contrastive":
+                raise ValueError(
+                    "A user encoder without a decoder cannot be pretrained on "
+                    "reconstruction: pass (encoder, decoder), pretrain='contrastive' "
+                    "or pretrain_epochs=0."
+                )
+            module = DeepClusterModule(encoder, decoder, self.n_clusters, latent_dim, head=head)
+            module = module.to(device)
+            history, n_iter0, n_reseeded0 = [], 0, 0
         X_t = self._training_data(X, device)
-        history = []
+        recon_scale = _mean_feature_variance(X)
 
         # phase 1: pretraining
         if epochs > 0:
@@ -432,6 +533,7 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
                 contrastive_weight=float(self.pretrain in ("contrastive", "both")),
                 augment=augment if self.pretrain != "reconstruction" else None,
                 temperature=self.temperature,
+                recon_scale=recon_scale,
             )
             schedule = LRScheduler("CosineAnnealingLR", T_max=epochs)
             net = self._make_net(
@@ -442,15 +544,16 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
             history += self._run_phase(net, X_t, snapshot, "pretrain", keep_on_interrupt=False)
 
         # phase 2: centres by k-means++ on the embedding
-        Z = encode(module.encoder, X_t, device=device, amp_dtype=amp_dtype)
-        kmeans = KMeans(self.n_clusters, n_init=self.n_init, random_state=seed).fit(Z.cpu().numpy())
-        with torch.no_grad():
-            module.centers.copy_(torch.from_numpy(kmeans.cluster_centers_))
-        self.init_labels_ = kmeans.labels_
+        if not warm:
+            Z = encode(module.encoder, X_t, device=device, amp_dtype=amp_dtype)
+            kmeans = KMeans(self.n_clusters, n_init=self.n_init, random_state=seed).fit(Z.cpu().numpy())
+            with torch.no_grad():
+                module.centers.copy_(torch.from_numpy(kmeans.cluster_centers_))
+            self.init_labels_ = kmeans.labels_
 
         # phase 3: joint training of encoder, decoder and centres
-        self.n_iter_ = 0
-        self.n_reseeded_ = 0
+        self.n_iter_ = n_iter0
+        self.n_reseeded_ = n_reseeded0
         if self.max_epochs > 0:
             snapshot = StateSnapshot()
             monitor = ClusterMonitor(X_t, rule, tol=self.tol, amp_dtype=amp_dtype)
@@ -461,6 +564,7 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
                 contrastive_weight=self.contrastive_weight,
                 augment=augment if self.contrastive_weight > 0 else None,
                 temperature=self.temperature,
+                recon_scale=recon_scale,
             )
             net = self._make_net(
                 module, objective, phase="joint", epochs=self.max_epochs, device=device, amp_dtype=amp_dtype,
@@ -468,9 +572,9 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
                 term_names=("recon", "cluster", "contrastive"),
             )
             joint = self._run_phase(net, X_t, snapshot, "joint", keep_on_interrupt=True)
-            history += joint
-            self.n_iter_ = len(joint)
-            self.n_reseeded_ = monitor.n_reseeded_
+            history += [dict(row, epoch=row["epoch"] + n_iter0) for row in joint]
+            self.n_iter_ = n_iter0 + len(joint)
+            self.n_reseeded_ = n_reseeded0 + monitor.n_reseeded_
 
         module.head = None  # only needed for training
         module.eval()
@@ -478,7 +582,7 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         self.device_ = device
         self.history_ = history
         self.n_latent_ = latent_dim
-        self.pretrain_epochs_ = epochs
+        self.pretrain_epochs_ = sum(row["phase"] == "pretrain" for row in history)
         Z = self._embed(X)
         with torch.no_grad():
             module.scale.copy_(total_scatter(Z).clamp_min(1e-12))
@@ -489,11 +593,35 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         self.inertia_ = float(-self._score_from_distances(D, rule))
         return self
 
+    def _warm_module(self, device, use_head):
+        """A copy of the fitted module to continue training (``warm_start``)."""
+        n_fitted = self.module_.centers.shape[0]
+        if self.n_clusters != n_fitted:
+            raise ValueError(
+                f"warm_start=True continues the fitted model with {n_fitted} clusters, "
+                f"but n_clusters={self.n_clusters}; set warm_start=False to fit afresh."
+            )
+        module = copy.deepcopy(self.module_).to(device)  # the fitted model stays intact
+        module.train()
+        if use_head:  # the projection head is dropped after fit: start a new one
+            module.head = ProjectionHead(self.n_latent_, out_dim=self.projection_dim).to(device)
+        return module, self.n_latent_
+
     # -- inference --------------------------------------------------------
     def _distances(self, Z):
         """Squared distances to the centres, in units of the embedding's scatter."""
         with torch.no_grad():
             return squared_distances(Z, self.module_.centers) / self.module_.scale
+
+    def _per_chunk(self, X, fn):
+        """``fn(distances)`` for chunks of ``inference_batch_size`` rows, stacked.
+
+        Only one chunk's embedding and distances exist at a time, so memory
+        stays proportional to the output (e.g. on a large memory map).
+        """
+        out = [fn(self._distances(self._embed(chunk))).cpu().numpy()
+               for chunk in iter_row_batches(X, self.inference_batch_size)]
+        return np.concatenate(out)
 
     def _score_from_distances(self, D, rule):
         return float(-rule.objective(D).mean())
@@ -511,7 +639,7 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         """
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
-        return self._distances(self._embed(X)).argmin(dim=1).cpu().numpy()
+        return self._per_chunk(X, lambda D: D.argmin(dim=1))
 
     def predict_proba(self, X):
         """Soft memberships of each sample in each cluster.
@@ -527,8 +655,7 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         """
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
-        D = self._distances(self._embed(X))
-        return self._membership_rule().memberships(D).cpu().numpy()
+        return self._per_chunk(X, self._membership_rule().memberships)
 
     def score(self, X, y=None):
         """Negative mean clustering objective of ``X`` (higher is better).
@@ -549,6 +676,17 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
         return self._score_from_distances(self._distances(self._embed(X)), self._membership_rule())
+
+
+def _mean_feature_variance(X, max_rows=10000):
+    """Mean per-feature variance of ``X`` (from evenly spaced rows if large).
+
+    The unit of the reconstruction term; floored so constant data is fine.
+    """
+    step = max(1, len(X) // max_rows)
+    rows = X[::step] if not isinstance(X, _CheckedRows) else X[np.arange(0, len(X), step)]
+    rows = torch.as_tensor(np.asarray(rows, dtype=np.float32))
+    return max(float(rows.var(dim=0).mean()), 1e-8)
 
 
 def _plain_history(history):

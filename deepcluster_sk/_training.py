@@ -139,9 +139,13 @@ def _autocast(device, amp_dtype):
 class TrainingObjective(nn.Module):
     """Weighted sum of the training terms, computed from the module and a batch.
 
-    ``loss = recon_weight * reconstruction + cluster_weight * clustering
-    + contrastive_weight * NT-Xent``. Terms with zero weight are not
-    computed. Used as skorch's ``criterion``; ``forward`` returns a dict of
+    ``loss = recon_weight * reconstruction / recon_scale + cluster_weight *
+    clustering + contrastive_weight * NT-Xent``. With ``recon_scale`` the mean
+    feature variance of the data, the reconstruction term is the fraction of
+    variance the autoencoder does not explain (``1 - R^2``): like the
+    scale-invariant clustering term it is dimensionless, so the default
+    weights mean the same on pixels in [0, 1] and on raw measurements.
+    Terms with zero weight are not computed. Used as skorch's ``criterion``; ``forward`` returns a dict of
     the terms with the total under ``'loss'``.
 
     Parameters
@@ -150,11 +154,14 @@ class TrainingObjective(nn.Module):
         Membership rule of the clustering term.
     recon_weight, cluster_weight, contrastive_weight : float
     augment : callable or None
-        Produces random views of a batch for the contrastive term; when set,
-        the reconstruction term is computed on a view too (denoising), and
-        the clustering term on the clean batch and the view (invariance).
+        Produces two random views of each batch for the contrastive term;
+        when set, the reconstruction term decodes the first view's embedding
+        back to the clean rows (denoising). The clustering term always uses
+        the clean batch.
     temperature : float
         NT-Xent temperature.
+    recon_scale : float
+        Divides the mean squared reconstruction error.
     scale_momentum : float
         Momentum of the running estimate of the embedding's scatter kept in
         ``module.scale`` for inference.
@@ -168,6 +175,7 @@ class TrainingObjective(nn.Module):
         contrastive_weight=0.0,
         augment=None,
         temperature=0.5,
+        recon_scale=1.0,
         scale_momentum=0.1,
     ):
         super().__init__()
@@ -177,6 +185,7 @@ class TrainingObjective(nn.Module):
         self.contrastive_weight = contrastive_weight
         self.augment = augment
         self.temperature = temperature
+        self.recon_scale = recon_scale
         self.scale_momentum = scale_momentum
 
     def forward(self, module, X):
@@ -185,16 +194,15 @@ class TrainingObjective(nn.Module):
         if self.augment is not None:
             with torch.no_grad():
                 views = torch.cat([self.augment(X), self.augment(X)])
-        Z = module.encoder(X)
-        if self.recon_weight and module.decoder is not None:
-            if views is None:
-                terms["recon"] = reconstruction_loss(module.decoder(Z), X)
-            else:
-                # denoising: reconstruct the clean rows from one view
-                Zv = module.encoder(views[: len(X)])
-                terms["recon"] = reconstruction_loss(module.decoder(Zv), X)
+        recon = bool(self.recon_weight) and module.decoder is not None
+        # each encoder pass is made once, and only when a term needs it
+        Z = module.encoder(X) if self.cluster_weight or (recon and views is None) else None
+        Zv = module.encoder(views) if self.contrastive_weight or (recon and views is not None) else None
+        if recon:
+            # with views, denoising: reconstruct the clean rows from one view
+            source = Z if views is None else Zv[: len(X)]
+            terms["recon"] = reconstruction_loss(module.decoder(source), X) / self.recon_scale
         if self.contrastive_weight:
-            Zv = module.encoder(views)
             P = module.head(Zv)
             terms["contrastive"] = nt_xent_loss(P[: len(X)], P[len(X) :], self.temperature)
         if self.cluster_weight:

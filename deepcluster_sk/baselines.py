@@ -44,7 +44,7 @@ def fuzzy_cmeans(X, n_clusters, *, m=2.0, max_iter=300, tol=1e-5, random_state=N
     >>> import numpy as np
     >>> X = np.array([[0., 0.], [0., 1.], [10., 10.], [10., 11.]])
     >>> centers, U, _ = fuzzy_cmeans(X, 2, random_state=0)
-    >>> U.argmax(axis=1)[0] != U.argmax(axis=1)[2]
+    >>> bool(U.argmax(axis=1)[0] != U.argmax(axis=1)[2])
     True
     """
     X = check_array(X, dtype=np.float64)

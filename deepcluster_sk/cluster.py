@@ -90,6 +90,15 @@ _SHARED_PARAMETERS = """\
     callbacks : list of skorch callbacks, default=None
         Added to both training phases (e.g. ``skorch.callbacks.Checkpoint``).
 
+    warm_start : bool, default=False
+        When True and the estimator is fitted, ``fit`` skips pretraining and
+        the k-means initialisation and runs up to ``max_epochs`` more epochs
+        of joint training from the current module and centres (a fresh
+        optimizer; ``history_``, ``n_iter_`` and ``n_reseeded_`` accumulate).
+        ``X`` must have the fitted number of features and ``n_clusters`` must
+        not change. Use it to resume a long fit or train in chunks with a
+        checkpoint after each (see ``docs/robustness.md``).
+
     random_state : int, RandomState instance or None, default=None
         Seeds weights, batches, augmentations and k-means. On CPU the same
         seed gives identical results.
@@ -139,7 +148,7 @@ _ATTRIBUTES = """\
     n_features_in_ : int
         Number of features seen during fit.
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when ``X`` has string column
         names."""
 
@@ -234,6 +243,7 @@ class DeepFuzzyCMeans(BaseDeepClusterer):
         precision="fp32",
         device="auto",
         callbacks=None,
+        warm_start=False,
         random_state=None,
         verbose=0,
     ):
@@ -258,6 +268,7 @@ class DeepFuzzyCMeans(BaseDeepClusterer):
         self.precision = precision
         self.device = device
         self.callbacks = callbacks
+        self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
 
@@ -348,6 +359,7 @@ class DeepMEC(BaseDeepClusterer):
         precision="fp32",
         device="auto",
         callbacks=None,
+        warm_start=False,
         random_state=None,
         verbose=0,
     ):
@@ -372,6 +384,7 @@ class DeepMEC(BaseDeepClusterer):
         self.precision = precision
         self.device = device
         self.callbacks = callbacks
+        self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
 

@@ -95,7 +95,7 @@ class ContrastiveEmbedder(DeepEstimatorBase):
 
     n_features_in_ : int
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
 
     See Also
     --------

@@ -53,6 +53,9 @@ __all__ = [
 #: instead of ``0 / 0``.
 _TINY = 1e-12
 
+#: Rows per chunk in :func:`squared_distances`.
+_CHUNK_ROWS = 4096
+
 
 def squared_distances(Z, centers):
     """Squared Euclidean distances between rows of ``Z`` and ``centers``.
@@ -75,9 +78,12 @@ def squared_distances(Z, centers):
             [25.]])
     """
     # Direct difference: exact for coincident points, unlike the expanded
-    # ||a||^2 - 2ab + ||b||^2 form; n_clusters is small, so memory is fine.
-    diff = Z.unsqueeze(1) - centers.unsqueeze(0)
-    return diff.pow(2).sum(dim=-1)
+    # ||a||^2 - 2ab + ||b||^2 form. It materialises (rows, n_clusters, n_dims),
+    # so rows are taken in chunks to keep memory proportional to the output.
+    if Z.shape[0] == 0:
+        return Z.new_zeros((0, centers.shape[0]))
+    parts = [(z.unsqueeze(1) - centers.unsqueeze(0)).pow(2).sum(dim=-1) for z in Z.split(_CHUNK_ROWS)]
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 def _fcm_logits(D, m):
@@ -177,7 +183,10 @@ def mec_objective(D, gamma):
     >>> mec_objective(torch.tensor([[0., 0.]]), gamma=1.0)  # -log 2
     tensor([-0.6931])
     """
-    return -gamma * torch.logsumexp(-D / gamma, dim=1)
+    # Shifted by the row minimum: exact for one cluster and free of the
+    # cancellation of -gamma * (-D / gamma) when D / gamma under- or overflows.
+    D_min = D.min(dim=1).values
+    return D_min - gamma * torch.logsumexp(-(D - D_min[:, None]) / gamma, dim=1)
 
 
 @dataclass(frozen=True)

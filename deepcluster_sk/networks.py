@@ -31,7 +31,7 @@ def _mlp(sizes, *, last_activation=False, batch_norm=False):
 
 
 class MLPAutoencoder(nn.Module):
-    """Fully connected autoencoder ``d - h1 - ... - latent - ... - h1 - d``.
+    """Fully connected autoencoder ``d -> hidden -> latent -> hidden -> d``.
 
     The default ``hidden_layer_sizes=(500, 500, 2000)`` with ``latent_dim=10``
     is the DEC / IDEC architecture. ReLU activations, linear embedding and

@@ -1,0 +1,177 @@
+"""Clustering benchmark: deep soft clusterers beside KMeans and classic FCM.
+
+Prints one JSON line per (dataset, method, seed) with acc, nmi, ari, fit
+seconds, seconds per epoch of each phase and peak memory, then a markdown
+table of means over seeds. Every fit runs in a fresh process, so the peak
+resident memory (``ru_maxrss``) is that method's own.
+
+Examples::
+
+    python benchmarks/run_benchmark.py --datasets digits usps --seeds 0 1 2
+    python benchmarks/run_benchmark.py --datasets mnist --methods dfcm dmec \
+        --data-dir ../shared/data --out benchmarks/results/mnist.jsonl
+
+Methods: ``kmeans`` and ``fcm`` on the raw features; ``dfcm`` / ``dmec``
+(DeepFuzzyCMeans / DeepMEC with default parameters, or the preset chosen
+with ``--preset``), which also report "KMeans on the pretrained embedding"
+(the k-means++ initialisation of their centres) as ``<method>_init``.
+"""
+
+import argparse
+import json
+import multiprocessing as mp
+import resource
+import sys
+import time
+from collections import defaultdict
+
+import numpy as np
+
+PRESETS = {
+    # the defaults: what most users get
+    "default": {},
+    # contrastive pretraining and a contrastive term during joint training
+    "augment": {"pretrain": "both", "augment": "auto", "contrastive_weight": 1.0},
+}
+
+
+def _load(dataset, data_dir):
+    from deepcluster_sk import datasets
+
+    if dataset == "digits":
+        return datasets.load_digits_images(return_X_y=False)
+    loader = {"usps": datasets.load_usps, "mnist": datasets.load_mnist}[dataset]
+    return loader(data_home=data_dir)
+
+
+def _scores(y, labels):
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    from deepcluster_sk.metrics import cluster_accuracy
+
+    return {
+        "acc": round(float(cluster_accuracy(y, labels)), 4),
+        "nmi": round(float(normalized_mutual_info_score(y, labels)), 4),
+        "ari": round(float(adjusted_rand_score(y, labels)), 4),
+    }
+
+
+def _peak_rss_mb():
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def run_one(dataset, method, seed, data_dir, preset, precision, extra):
+    """Fit one method in this (fresh) process; return result rows."""
+    import torch
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    bunch = _load(dataset, data_dir)
+    X, y = bunch.data, bunch.target
+    n_clusters = len(np.unique(y))
+    base = {"dataset": dataset, "n_samples": len(X), "method": method, "seed": seed}
+    start = time.perf_counter()
+    if method == "kmeans":
+        from sklearn.cluster import KMeans
+
+        labels = KMeans(n_clusters, n_init=10, random_state=seed).fit_predict(X)
+        return [{**base, **_scores(y, labels), "fit_s": round(time.perf_counter() - start, 2),
+                 "peak_rss_mb": _peak_rss_mb()}]
+    if method == "fcm":
+        from deepcluster_sk.baselines import fuzzy_cmeans
+
+        _, U, n_iter = fuzzy_cmeans(X, n_clusters, m=2.0, random_state=seed)
+        return [{**base, **_scores(y, U.argmax(1)), "fit_s": round(time.perf_counter() - start, 2),
+                 "n_iter": n_iter, "peak_rss_mb": _peak_rss_mb()}]
+
+    from deepcluster_sk import DeepFuzzyCMeans, DeepMEC
+
+    cls = {"dfcm": DeepFuzzyCMeans, "dmec": DeepMEC}[method]
+    params = dict(PRESETS[preset])
+    if params.get("augment") == "auto" or "image_shape" in extra:
+        params["image_shape"] = tuple(bunch.image_shape)
+    params.update(extra)
+    est = cls(n_clusters, random_state=seed, precision=precision, **params)
+    est.fit(X)
+    fit_s = time.perf_counter() - start
+    per_phase = defaultdict(list)
+    for row in est.history_:
+        per_phase[row["phase"]].append(row["dur"])
+    epoch_s = {f"{p}_s_per_epoch": round(float(np.mean(d)), 3) for p, d in per_phase.items()}
+    epochs = {f"{p}_epochs": len(d) for p, d in per_phase.items()}
+    common = {**base, "preset": preset, "precision": precision, "params": extra}
+    return [
+        {**common, "method": f"{method}_init", **_scores(y, est.init_labels_)},
+        {**common, **_scores(y, est.labels_), "fit_s": round(fit_s, 2), **epoch_s, **epochs,
+         "device": str(est.device_), "peak_rss_mb": _peak_rss_mb(),
+         **({"cuda_max_alloc_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1)}
+            if est.device_.type == "cuda" else {})},
+    ]
+
+
+def _worker(args, queue):
+    try:
+        queue.put(run_one(*args))
+    except BaseException as exc:  # report, do not hang the parent
+        queue.put([{"dataset": args[0], "method": args[1], "seed": args[2], "error": repr(exc)}])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=["digits", "usps", "mnist"])
+    parser.add_argument("--methods", nargs="+", default=["kmeans", "fcm", "dfcm", "dmec"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--data-dir", default=None, help="folder with usps.npz / mnist.npz")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="default")
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
+                        help="extra estimator parameters, e.g. --set max_epochs=50 m=1.5")
+    parser.add_argument("--out", default=None, help="also append JSON lines to this file")
+    args = parser.parse_args(argv)
+    extra = {k: json.loads(v) if v[:1] in "[{0123456789.-tfn" else v
+             for k, v in (item.split("=", 1) for item in args.set)}
+    extra = {k: tuple(v) if isinstance(v, list) else v for k, v in extra.items()}
+
+    ctx = mp.get_context("spawn")
+    rows = []
+    out = open(args.out, "a") if args.out else None
+    for dataset in args.datasets:
+        for seed in args.seeds:
+            for method in args.methods:
+                queue = ctx.Queue()
+                proc = ctx.Process(target=_worker, args=(
+                    (dataset, method, seed, args.data_dir, args.preset, args.precision, extra), queue))
+                proc.start()
+                result = queue.get()
+                proc.join()
+                for row in result:
+                    line = json.dumps(row, default=str)
+                    print(line, flush=True)
+                    if out:
+                        out.write(line + "\n")
+                        out.flush()
+                rows += result
+    print(summary_table(rows))
+
+
+def summary_table(rows):
+    """Markdown table of means over seeds per (dataset, method)."""
+    groups = defaultdict(list)
+    for r in rows:
+        if "error" not in r:
+            groups[(r["dataset"], r["method"])].append(r)
+    lines = ["| dataset | method | seeds | ACC | NMI | ARI | fit s | s/epoch (pretrain, joint) | peak RSS MB |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for (dataset, method), rs in groups.items():
+        def mean(key):
+            vals = [r[key] for r in rs if key in r]
+            return f"{np.mean(vals):.3f}" if vals else "-"
+        epoch = "-"
+        if any("joint_s_per_epoch" in r or "pretrain_s_per_epoch" in r for r in rs):
+            epoch = f"{mean('pretrain_s_per_epoch')}, {mean('joint_s_per_epoch')}"
+        lines.append(f"| {dataset} | {method} | {len(rs)} | {mean('acc')} | {mean('nmi')} | {mean('ari')} "
+                     f"| {mean('fit_s')} | {epoch} | {mean('peak_rss_mb')} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
