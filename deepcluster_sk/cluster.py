@@ -58,9 +58,12 @@ _SHARED_PARAMETERS = """\
     lr : float, default=1e-3
         Adam learning rate (cosine-annealed during pretraining).
 
-    recon_weight : float, default=1.0
+    recon_weight : float, default=0.1
         Weight of the reconstruction term during joint training (IDEC's
-        safeguard of the local structure); the clustering term has weight 1.
+        safeguard of the local structure; IDEC also uses 0.1); the
+        clustering term has weight 1. The term is the fraction of the data's
+        variance the autoencoder does not reconstruct, so the weight means
+        the same whatever the scale of ``X``.
 
     contrastive_weight : float, default=0.0
         Weight of an NT-Xent term kept during joint training (needs
@@ -234,7 +237,7 @@ class DeepFuzzyCMeans(BaseDeepClusterer):
         max_epochs=100,
         batch_size=256,
         lr=1e-3,
-        recon_weight=1.0,
+        recon_weight=0.1,
         contrastive_weight=0.0,
         temperature=0.5,
         projection_dim=64,
@@ -350,7 +353,7 @@ class DeepMEC(BaseDeepClusterer):
         max_epochs=100,
         batch_size=256,
         lr=1e-3,
-        recon_weight=1.0,
+        recon_weight=0.1,
         contrastive_weight=0.0,
         temperature=0.5,
         projection_dim=64,

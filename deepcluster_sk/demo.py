@@ -30,9 +30,9 @@ def _row(name, y, labels, seconds):
 
 
 def run(random_state=0, verbose=1):
-    """Fit every method on digits; return a list of result rows."""
+    """Fit every method on digits; return (result rows, fitted deep estimators, X, y)."""
     X, y = load_digits_images(return_X_y=True)
-    rows = []
+    rows, fitted = [], []
 
     start = time.perf_counter()
     labels = KMeans(10, n_init=10, random_state=random_state).fit_predict(X)
@@ -50,7 +50,25 @@ def run(random_state=0, verbose=1):
         estimator.fit(X)
         seconds = time.perf_counter() - start
         rows.append(_row(name, y, estimator.labels_, seconds))
-    return rows
+        fitted.append(estimator)
+    return rows, fitted, X, y
+
+
+def save_figure(estimator, X, y, path):
+    """Embedding (PCA, alpha = max membership) and training curves, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .plotting import plot_embedding, plot_training_history
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    plot_embedding(estimator, X, y, ax=left)
+    plot_training_history(estimator, ax=right)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
 
 
 def format_table(rows):
@@ -67,10 +85,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--random-state", type=int, default=0)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--figure", metavar="PNG", help="save DeepFuzzyCMeans' embedding and training curves")
     args = parser.parse_args(argv)
-    rows = run(random_state=args.random_state, verbose=0 if args.quiet else 1)
+    rows, fitted, X, y = run(random_state=args.random_state, verbose=0 if args.quiet else 1)
     print("\nscikit-learn digits (1,797 images, 10 classes), default parameters:\n")
     print(format_table(rows))
+    if args.figure:
+        save_figure(fitted[0], X, y, args.figure)
+        print(f"\nfigure saved to {args.figure}")
 
 
 if __name__ == "__main__":
