@@ -188,8 +188,8 @@ class DeepEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         return self
 
     def _warm_starting(self):
-        """Whether this ``fit`` continues the fitted model (``warm_start=True``)."""
-        return bool(getattr(self, "warm_start", False)) and hasattr(self, "module_")
+        """Whether this ``fit`` continues the fitted model (see ``warm_start``)."""
+        return False
 
     def _check_params(self, X):
         self._check_hidden_layer_sizes()
@@ -476,6 +476,9 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
 
     def _membership_rule(self):
         raise NotImplementedError
+
+    def _warm_starting(self):
+        return self.warm_start and hasattr(self, "module_")
 
     def _check_params(self, X):
         super()._check_params(X)
