@@ -71,13 +71,10 @@ def resolve_amp_dtype(precision, device):
         return None
     if precision == "bf16":
         return torch.bfloat16
-    if precision == "fp16":
-        if device.type != "cuda":
-            raise ValueError("precision='fp16' needs a CUDA device; use 'bf16' on CPU.")
-        return torch.float16
-    # 'auto': bf16 where the hardware runs it natively
+    # 'auto': bf16 where the hardware runs it natively. (No fp16: without a
+    # gradient scaler its small range underflows gradients.)
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
     return torch.bfloat16 if _cpu_has_native_bf16() else None
 
 
@@ -138,7 +135,7 @@ class DeepEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "temperature": [Interval(Real, 0, None, closed="neither")],
-        "precision": [StrOptions({"auto", "fp32", "bf16", "fp16"})],
+        "precision": [StrOptions({"auto", "fp32", "bf16"})],
         "device": [str, torch.device],
         "callbacks": [list, None],
         "random_state": ["random_state"],

@@ -8,7 +8,7 @@ moves). This module only supplies the pieces it is customised with:
 * :class:`TrainingObjective`: the weighted sum of reconstruction,
   clustering and contrastive terms, used as skorch's ``criterion``;
 * :class:`DeepClusterNet`: a ``NeuralNet`` whose train step asks the
-  objective for the loss (optionally under bf16/fp16 autocast) and records
+  objective for the loss (optionally under bf16 autocast) and records
   each term in the history;
 * callbacks: :class:`StateSnapshot` (last finite state, restores on NaN),
   :class:`ClusterMonitor` (label changes, empty clusters, convergence).
@@ -111,7 +111,7 @@ def encode(encoder, X, *, device, batch_size=4096, amp_dtype=None):
     device : torch.device
     batch_size : int
     amp_dtype : torch.dtype or None
-        Autocast dtype (bf16/fp16) or None for full precision.
+        Autocast dtype (bf16) or None for full precision.
 
     Returns
     -------
@@ -232,7 +232,7 @@ class DeepClusterNet(NeuralNet):
     Parameters
     ----------
     amp_dtype : torch.dtype or None
-        ``torch.bfloat16`` / ``torch.float16`` for mixed precision.
+        ``torch.bfloat16`` for mixed precision, None for fp32.
     term_names : tuple of str
         Terms averaged per epoch into the history (e.g. ``'recon'``).
     **kwargs

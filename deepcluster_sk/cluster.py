@@ -82,10 +82,10 @@ _SHARED_PARAMETERS = """\
     n_init : int, default=10
         k-means++ restarts for the initial centres.
 
-    precision : {{'auto', 'fp32', 'bf16', 'fp16'}}, default='fp32'
+    precision : {{'auto', 'fp32', 'bf16'}}, default='fp32'
         Autocast precision of the training forward pass (weights stay
-        fp32). ``'auto'``: bf16 on CUDA and on CPUs with native bf16
-        (AMX / AVX512-BF16), else fp32. ``'fp16'`` is CUDA only.
+        fp32). ``'auto'``: bf16 on CUDA GPUs that support it and on CPUs
+        with native bf16 (AMX / AVX512-BF16), else fp32.
 
     device : str or torch.device, default='auto'
         ``'auto'`` uses CUDA when available; the device used is ``device_``.

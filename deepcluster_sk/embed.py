@@ -60,7 +60,7 @@ class ContrastiveEmbedder(DeepEstimatorBase):
     lr : float, default=1e-3
         Adam learning rate, cosine-annealed over ``max_epochs``.
 
-    precision : {'auto', 'fp32', 'bf16', 'fp16'}, default='fp32'
+    precision : {'auto', 'fp32', 'bf16'}, default='fp32'
         Autocast precision of the training forward pass.
 
     device : str or torch.device, default='auto'
