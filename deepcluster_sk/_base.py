@@ -556,7 +556,7 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         self.n_reseeded_ = n_reseeded0
         if self.max_epochs > 0:
             snapshot = StateSnapshot()
-            monitor = ClusterMonitor(X_t, rule, tol=self.tol, amp_dtype=amp_dtype)
+            monitor = ClusterMonitor(X_t, tol=self.tol, amp_dtype=amp_dtype)
             objective = TrainingObjective(
                 rule=rule,
                 recon_weight=self.recon_weight if decoder is not None else 0.0,

@@ -329,14 +329,12 @@ class ClusterMonitor(Callback):
     ----------
     X : tensor or ndarray
         The training rows.
-    rule : FuzzyCMeansRule or MaxEntropyRule
     tol : float
     amp_dtype : torch.dtype or None
     """
 
-    def __init__(self, X, rule, tol=1e-3, amp_dtype=None):
+    def __init__(self, X, tol=1e-3, amp_dtype=None):
         self.X = X
-        self.rule = rule
         self.tol = tol
         self.amp_dtype = amp_dtype
 
