@@ -60,7 +60,7 @@ def bare_loop(X, epochs, amp_dtype, cluster, seed=0):
     torch.manual_seed(seed)
     ae = MLPAutoencoder(X.shape[1], HIDDEN, 10)
     centers = torch.nn.Parameter(torch.randn(10, 10))
-    opt = torch.optim.Adam([*ae.parameters(), centers], lr=1e-3)
+    opt = torch.optim.Adam([*ae.parameters(), centers], lr=1e-3, fused=True)  # as the estimators
     rule = FuzzyCMeansRule(2.0)
     n_batches = max(1, len(X) // BATCH)
     times = []

@@ -126,7 +126,13 @@ def main(argv=None):
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
                         help="extra estimator parameters, e.g. --set max_epochs=50 m=1.5")
     parser.add_argument("--out", default=None, help="also append JSON lines to this file")
+    parser.add_argument("--summarize", nargs="+", metavar="JSONL",
+                        help="print the table of earlier runs' JSON lines instead of running")
     args = parser.parse_args(argv)
+    if args.summarize:
+        rows = [json.loads(line) for path in args.summarize for line in open(path) if line.strip()]
+        print(summary_table(rows))
+        return
     extra = {k: json.loads(v) if v[:1] in "[{0123456789.-tfn" else v
              for k, v in (item.split("=", 1) for item in args.set)}
     extra = {k: tuple(v) if isinstance(v, list) else v for k, v in extra.items()}
