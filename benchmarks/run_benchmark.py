@@ -170,7 +170,8 @@ def summary_table(rows):
     for (dataset, method), rs in groups.items():
         def mean(key):
             vals = [r[key] for r in rs if key in r]
-            return f"{np.mean(vals):.3f}" if vals else "-"
+            digits = 3 if key in ("acc", "nmi", "ari") or "per_epoch" in key else 0
+            return f"{np.mean(vals):.{digits}f}" if vals else "-"
         epoch = "-"
         if any("joint_s_per_epoch" in r or "pretrain_s_per_epoch" in r for r in rs):
             epoch = f"{mean('pretrain_s_per_epoch')}, {mean('joint_s_per_epoch')}"
