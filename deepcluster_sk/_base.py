@@ -135,9 +135,11 @@ class _CheckedRows:
 class DeepEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Machinery shared by every deep estimator of the package.
 
-    Not for direct use. Subclasses declare their parameters, call
-    :meth:`_validate_X` / :meth:`_make_net` in ``fit`` and set
-    ``module_``.
+    Not for direct use. ``fit`` validates the input, resolves device,
+    precision and seed, and calls the subclass's ``_fit(X, device=,
+    amp_dtype=, seed=)``, which trains through :meth:`_make_net` /
+    :meth:`_run_phase` and sets ``module_``; the estimator is updated only
+    when ``_fit`` succeeds.
     """
 
     _parameter_constraints: dict = {
@@ -233,11 +235,6 @@ class DeepEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         """
         n_min = 2 if reset else 1
         validate_data(self, X[:n_min], reset=reset, dtype=np.float32, ensure_min_samples=n_min)
-        if X.shape[0] < n_min:
-            raise ValueError(
-                f"Found array with {X.shape[0]} sample(s) (shape={X.shape}) while a "
-                f"minimum of {n_min} is required by {type(self).__name__}."
-            )
         rows = _CheckedRows(X, self)
         if reset:
             self._check_image_shape(X.shape[1])
@@ -280,6 +277,9 @@ class DeepEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             latent_dim=self.latent_dim,
             image_shape=self.image_shape,
         )
+        # (copies of) user modules may live on a GPU: build and probe on the CPU
+        encoder = encoder.cpu()
+        decoder = decoder.cpu() if decoder is not None else None
         latent_dim = self._probe_latent_dim(encoder, X)
         head = ProjectionHead(latent_dim, out_dim=self.projection_dim) if with_head else None
         return encoder, decoder, head, latent_dim
@@ -308,7 +308,7 @@ class DeepEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         read their rows); on CUDA it is copied chunk by chunk into GPU memory
         when it fits, never whole into host memory.
         """
-        X_t = torch.from_numpy(X) if isinstance(X, np.ndarray) and not isinstance(X, np.memmap) else X
+        X_t = torch.from_numpy(X) if isinstance(X, np.ndarray) else X
         if isinstance(X_t, (torch.Tensor, _CheckedRows)) and device.type == "cuda":
             free, _ = torch.cuda.mem_get_info(device)
             if X_t.shape[0] * X_t.shape[1] * 4 < 0.5 * free:
@@ -318,7 +318,7 @@ class DeepEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
                     rows, X_t = X_t, torch.empty(X_t.shape, dtype=torch.float32, device=device)
                     for start, chunk in zip(range(0, len(rows), self.inference_batch_size),
                                             iter_row_batches(rows, self.inference_batch_size)):
-                        X_t[start : start + len(chunk)].copy_(torch.from_numpy(chunk))
+                        X_t[start : start + len(chunk)].copy_(chunk)
         return X_t
 
     def _make_net(self, module, objective, *, phase, epochs, device, amp_dtype, generator, callbacks,
@@ -351,7 +351,7 @@ class DeepEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             verbose=int(self.verbose >= 2),
             amp_dtype=amp_dtype,
             term_names=term_names,
-        ).initialize()
+        )
 
     @staticmethod
     def _run_phase(net, X_t, snapshot, phase, *, keep_on_interrupt):
@@ -499,14 +499,15 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
             raise ValueError(
                 f"n_clusters={self.n_clusters} must be <= n_samples={n_samples}."
             )
-        rule = self._membership_rule()  # validates m / gamma further
-        uses_views = self.pretrain != "reconstruction" or self.contrastive_weight > 0
-        if uses_views and self.augment is None:
+        if self._uses_views() and self.augment is None:
             raise ValueError(
                 f"pretrain={self.pretrain!r} / contrastive_weight={self.contrastive_weight} "
                 "need augmented views: set augment='auto' (or a callable)."
             )
-        return rule
+
+    def _uses_views(self):
+        """Whether a contrastive term (and so a projection head) is trained."""
+        return self.pretrain != "reconstruction" or self.contrastive_weight > 0
 
     def _pretrain_epochs(self, n_samples):
         if self.pretrain_epochs != "auto":
@@ -518,7 +519,7 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
     def _fit(self, X, *, device, amp_dtype, seed):
         rule = self._membership_rule()
         augment = build_augment(self.augment, self.image_shape)
-        use_head = self.pretrain != "reconstruction" or self.contrastive_weight > 0
+        use_head = self._uses_views()
         generator = torch.Generator().manual_seed(seed)
         warm = self._warm_starting()
         if warm:  # continue joint training of the fitted module: no phases 1-2

@@ -162,9 +162,6 @@ class TrainingObjective(nn.Module):
         NT-Xent temperature.
     recon_scale : float
         Divides the mean squared reconstruction error.
-    scale_momentum : float
-        Momentum of the running estimate of the embedding's scatter kept in
-        ``module.scale`` for inference.
     """
 
     def __init__(
@@ -176,7 +173,6 @@ class TrainingObjective(nn.Module):
         augment=None,
         temperature=0.5,
         recon_scale=1.0,
-        scale_momentum=0.1,
     ):
         super().__init__()
         self.rule = rule
@@ -186,7 +182,6 @@ class TrainingObjective(nn.Module):
         self.augment = augment
         self.temperature = temperature
         self.recon_scale = recon_scale
-        self.scale_momentum = scale_momentum
 
     def forward(self, module, X):
         terms = {}
@@ -209,8 +204,6 @@ class TrainingObjective(nn.Module):
             Zf = Z.float()
             scatter = total_scatter(Zf)
             terms["cluster"] = clustering_loss(Zf, module.centers, self.rule, scatter)
-            with torch.no_grad():
-                module.scale.lerp_(scatter.detach(), self.scale_momentum)
         weights = {
             "recon": self.recon_weight,
             "cluster": self.cluster_weight,
@@ -318,8 +311,7 @@ class StateSnapshot(Callback):
 class ClusterMonitor(Callback):
     """Per-epoch bookkeeping of the joint phase.
 
-    After every epoch: embeds the whole training set, updates the scatter
-    used at inference, re-seeds centres that no sample is assigned to (at
+    After every epoch: embeds the whole training set, re-seeds centres that no sample is assigned to (at
     the samples farthest from their own centre, as scikit-learn's k-means
     does), records ``delta_label`` (fraction of hard labels that changed)
     and ``n_reseeded`` in the history, and stops training when
@@ -347,11 +339,10 @@ class ClusterMonitor(Callback):
         self.labels_ = self.assign(net)[1]
 
     def assign(self, net):
-        """Embed the training set; refresh the scale; return (Z, labels, D)."""
+        """Embed the training set; return (Z, hard labels, squared distances)."""
         module = net.module_
         Z = encode(module.encoder, self.X, device=net.device, amp_dtype=self.amp_dtype)
         with torch.no_grad():
-            module.scale.copy_(total_scatter(Z).clamp_min(1e-12))
             D = squared_distances(Z, module.centers.detach())
         return Z, D.argmin(dim=1), D
 

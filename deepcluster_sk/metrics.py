@@ -343,8 +343,7 @@ def modified_partition_coefficient(U):
             "modified_partition_coefficient needs at least 2 clusters "
             f"(U has {c} column); it is undefined for c == 1."
         )
-    pc = float(np.mean(np.sum(U * U, axis=1)))
-    return float(1.0 - c / (c - 1.0) * (1.0 - pc))
+    return float(1.0 - c / (c - 1.0) * (1.0 - partition_coefficient(U)))
 
 
 def xie_beni_index(X, U, centers, m=2.0):
@@ -552,11 +551,8 @@ def fuzzy_silhouette(X, U, alpha=1.0, sample_size=None, random_state=None):
         )
 
     s = silhouette_samples(X, labels, metric="euclidean")
-    if U.shape[1] >= 2:
-        top2 = np.sort(U, axis=1)[:, -2:]
-        gap = top2[:, 1] - top2[:, 0]
-    else:  # pragma: no cover - single column implies a single label, rejected above
-        gap = U[:, 0]
+    top2 = np.sort(U, axis=1)[:, -2:]  # >= 2 columns: a single label was rejected above
+    gap = top2[:, 1] - top2[:, 0]
     w = np.power(np.clip(gap, 0.0, None), alpha)
     total = float(np.sum(w))
     if total <= 0.0:

@@ -19,15 +19,12 @@ __all__ = [
 ]
 
 
-def _mlp(sizes, *, last_activation=False, batch_norm=False):
+def _mlp(sizes):
+    """Linear layers with ReLU between them (none after the last)."""
     layers = []
-    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(fan_in, fan_out))
-        if i < len(sizes) - 2 or last_activation:
-            if batch_norm:
-                layers.append(nn.BatchNorm1d(fan_out))
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
+    return nn.Sequential(*layers[:-1])
 
 
 class MLPAutoencoder(nn.Module):
@@ -165,11 +162,12 @@ class DeepClusterModule(nn.Module):
     """Encoder, decoder, optional projection head and trainable centres.
 
     ``centers`` is an ``nn.Parameter`` of shape ``(n_clusters, latent_dim)``
-    living in the embedding space. ``scale`` is a buffer holding a running
-    estimate of the embedding's total scatter (mean squared distance of an
-    embedding to the batch mean); distances are divided by it, which makes
-    the clustering objective invariant to the scale of the embedding (see
-    :mod:`deepcluster_sk.losses`).
+    living in the embedding space. ``scale`` is a buffer holding the
+    embedding's total scatter over the training set (mean squared distance
+    of an embedding to the mean), set at the end of ``fit``: at inference
+    distances are divided by it, as the training loss divides them by the
+    batch's scatter, which makes the clustering objective invariant to the
+    scale of the embedding (see :func:`deepcluster_sk.losses.clustering_loss`).
 
     Parameters
     ----------
@@ -220,7 +218,7 @@ def build_autoencoder(encoder, n_features, *, hidden_layer_sizes, latent_dim, im
         return ae.encoder, ae.decoder
     if isinstance(encoder, nn.Module):
         return encoder, None
-    if isinstance(encoder, (tuple, list)) and len(encoder) == 2:
+    if isinstance(encoder, tuple) and len(encoder) == 2:
         return encoder[0], encoder[1]
     raise ValueError(
         "encoder must be 'mlp', 'cnn', a torch.nn.Module or an (encoder, decoder) "
