@@ -368,12 +368,10 @@ def fetch_openml_mnist(data_home=None, *, return_X_y=False, as_float=True):
         parser="auto",
         data_home=None if data_home is None else str(data_home),
     )
-    X = np.asarray(mnist.data)
+    X = np.asarray(mnist.data).astype(np.uint8)  # OpenML serves the 0-255 pixels as floats
     y = np.asarray(mnist.target).astype(np.int64)
     if as_float:
-        X = (X.astype(np.float32) / np.float32(255.0)).astype(np.float32, copy=False)
-    else:
-        X = X.astype(np.uint8)
+        X = _to_unit_float32(X)
     if return_X_y:
         return X, y
     return Bunch(
