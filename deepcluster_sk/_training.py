@@ -145,7 +145,8 @@ class TrainingObjective(nn.Module):
     variance the autoencoder does not explain (``1 - R^2``): like the
     scale-invariant clustering term it is dimensionless, so the default
     weights mean the same on pixels in [0, 1] and on raw measurements.
-    Terms with zero weight are not computed. Used as skorch's ``criterion``; ``forward`` returns a dict of
+    Terms with zero weight are not computed. Used as skorch's
+    ``criterion``; ``forward`` returns a dict of
     the terms with the total under ``'loss'``.
 
     Parameters
@@ -311,9 +312,9 @@ class StateSnapshot(Callback):
 class ClusterMonitor(Callback):
     """Per-epoch bookkeeping of the joint phase.
 
-    After every epoch: embeds the whole training set, re-seeds centres that no sample is assigned to (at
-    the samples farthest from their own centre, as scikit-learn's k-means
-    does), records ``delta_label`` (fraction of hard labels that changed)
+    After every epoch: embeds the whole training set, re-seeds centres
+    that no sample is assigned to (at the samples farthest from their own
+    centre, as scikit-learn's k-means does), records ``delta_label`` (fraction of hard labels that changed)
     and ``n_reseeded`` in the history, and stops training when
     ``delta_label < tol`` (DEC's convergence test).
 

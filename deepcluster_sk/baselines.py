@@ -68,4 +68,3 @@ def fuzzy_cmeans(X, n_clusters, *, m=2.0, max_iter=300, tol=1e-5, random_state=N
         previous = objective
     U = fcm_memberships(squared_distances(X_t, C), m)
     return C.numpy(), U.numpy(), n_iter
-

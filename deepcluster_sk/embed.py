@@ -179,7 +179,8 @@ class ContrastiveEmbedder(DeepEstimatorBase):
             recon_weight=0.0, contrastive_weight=1.0, augment=augment, temperature=self.temperature
         )
         net = self._make_net(
-            module, objective, phase="contrastive", epochs=self.max_epochs, device=device, amp_dtype=amp_dtype,
+            module, objective, phase="contrastive", epochs=self.max_epochs,
+            device=device, amp_dtype=amp_dtype,
             generator=torch.Generator().manual_seed(seed),
             callbacks=[snapshot, LRScheduler("CosineAnnealingLR", T_max=self.max_epochs)],
             term_names=(),
