@@ -32,6 +32,8 @@ PRESETS = {
     "default": {},
     # contrastive pretraining and a contrastive term during joint training
     "augment": {"pretrain": "both", "augment": "auto", "contrastive_weight": 1.0},
+    # DEC-DA: the autoencoder reconstructs randomly rotated / shifted views
+    "affine": {"augment": "affine"},
 }
 
 
@@ -60,7 +62,31 @@ def _peak_rss_mb():
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def run_one(dataset, method, seed, data_dir, preset, precision, extra):
+def _accuracy_trace(y, start):
+    """A skorch callback recording ACC after every joint epoch (benchmarks only).
+
+    Reads the labels the convergence monitor computes anyway; the seconds
+    count from the start of ``fit``, so ``time_to_acc`` is the wall-clock a
+    user waits for that accuracy.
+    """
+    from skorch.callbacks import Callback
+
+    from deepcluster_sk.metrics import cluster_accuracy
+
+    class AccuracyTrace(Callback):
+        def __init__(self):
+            self.trace = []
+
+        def on_epoch_end(self, net, **kwargs):
+            labels = [cb.labels_ for _, cb in net.callbacks_ if getattr(cb, "labels_", None) is not None]
+            if labels:
+                acc = float(cluster_accuracy(y, labels[0].cpu().numpy()))
+                self.trace.append((round(time.perf_counter() - start, 1), round(acc, 4)))
+
+    return AccuracyTrace()
+
+
+def run_one(dataset, method, seed, data_dir, preset, precision, extra, trace_acc=False):
     """Fit one method in this (fresh) process; return result rows."""
     import torch
 
@@ -87,9 +113,12 @@ def run_one(dataset, method, seed, data_dir, preset, precision, extra):
 
     cls = {"dfcm": DeepFuzzyCMeans, "dmec": DeepMEC}[method]
     params = dict(PRESETS[preset])
-    if params.get("augment") == "auto" or "image_shape" in extra:
+    if params.get("augment") is not None or "image_shape" in extra:
         params["image_shape"] = tuple(bunch.image_shape)
     params.update(extra)
+    trace = _accuracy_trace(y, start) if trace_acc else None
+    if trace is not None:
+        params["callbacks"] = [*params.get("callbacks", []), trace]
     est = cls(n_clusters, random_state=seed, precision=precision, **params)
     est.fit(X)
     fit_s = time.perf_counter() - start
@@ -103,6 +132,9 @@ def run_one(dataset, method, seed, data_dir, preset, precision, extra):
         {**common, "method": f"{method}_init", **_scores(y, est.init_labels_)},
         {**common, **_scores(y, est.labels_), "fit_s": round(fit_s, 2), **epoch_s, **epochs,
          "device": str(est.device_), "peak_rss_mb": _peak_rss_mb(),
+         **({"time_to_acc": {str(t): next((s for s, a in trace.trace if a >= t), None)
+                             for t in (0.8, 0.85, 0.9, 0.95, 0.97)},
+             "acc_trace": trace.trace} if trace is not None else {}),
          **({"cuda_max_alloc_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1)}
             if est.device_.type == "cuda" else {})},
     ]
@@ -125,6 +157,9 @@ def main(argv=None):
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
                         help="extra estimator parameters, e.g. --set max_epochs=50 m=1.5")
+    parser.add_argument("--trace-acc", action="store_true",
+                        help="record ACC after every joint epoch and the seconds until it first "
+                             "reaches 0.80 / 0.85 / 0.90 / 0.95 / 0.97 (time to accuracy)")
     parser.add_argument("--out", default=None, help="also append JSON lines to this file")
     parser.add_argument("--summarize", nargs="+", metavar="JSONL",
                         help="print the table of earlier runs' JSON lines instead of running")
@@ -145,7 +180,8 @@ def main(argv=None):
             for method in args.methods:
                 queue = ctx.Queue()
                 proc = ctx.Process(target=_worker, args=(
-                    (dataset, method, seed, args.data_dir, args.preset, args.precision, extra), queue))
+                    (dataset, method, seed, args.data_dir, args.preset, args.precision, extra,
+                     args.trace_acc), queue))
                 proc.start()
                 result = queue.get()
                 proc.join()
@@ -164,7 +200,12 @@ def summary_table(rows):
     groups = defaultdict(list)
     for r in rows:
         if "error" not in r:
-            groups[(r["dataset"], r["method"])].append(r)
+            label = r["method"]
+            if r.get("preset", "default") != "default":
+                label += f" [{r['preset']}]"
+            if r.get("precision", "fp32") != "fp32":
+                label += f" {r['precision']}"
+            groups[(r["dataset"], label)].append(r)
     lines = ["| dataset | method | seeds | ACC | NMI | ARI | fit s | s/epoch (pretrain, joint) | peak RSS MB |",
              "|---|---|---|---|---|---|---|---|---|"]
     for (dataset, method), rs in groups.items():

@@ -147,7 +147,7 @@ class DeepEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         "hidden_layer_sizes": [tuple, list],
         "latent_dim": [Interval(Integral, 1, None, closed="left")],
         "image_shape": [tuple, list, None],
-        "augment": [StrOptions({"auto", "image", "rgb", "tabular"}), callable, None],
+        "augment": [StrOptions({"auto", "image", "affine", "rgb", "tabular"}), callable, None],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "temperature": [Interval(Real, 0, None, closed="neither")],
@@ -481,6 +481,7 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         "max_epochs": [Interval(Integral, 0, None, closed="left")],
         "recon_weight": [Interval(Real, 0, None, closed="left")],
         "contrastive_weight": [Interval(Real, 0, None, closed="left")],
+        "consistency_weight": [Interval(Real, 0, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "warm_start": ["boolean"],
@@ -547,7 +548,7 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
             objective = TrainingObjective(
                 recon_weight=float(self.pretrain in ("reconstruction", "both")),
                 contrastive_weight=float(self.pretrain in ("contrastive", "both")),
-                augment=augment if self.pretrain != "reconstruction" else None,
+                augment=augment,
                 temperature=self.temperature,
                 recon_scale=recon_scale,
             )
@@ -578,14 +579,15 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
                 recon_weight=self.recon_weight if decoder is not None else 0.0,
                 cluster_weight=1.0,
                 contrastive_weight=self.contrastive_weight,
-                augment=augment if self.contrastive_weight > 0 else None,
+                consistency_weight=self.consistency_weight,
+                augment=augment,
                 temperature=self.temperature,
                 recon_scale=recon_scale,
             )
             net = self._make_net(
                 module, objective, phase="joint", epochs=self.max_epochs, device=device, amp_dtype=amp_dtype,
                 generator=generator, callbacks=[snapshot, monitor],
-                term_names=("recon", "cluster", "contrastive"),
+                term_names=("recon", "cluster", "contrastive", "consistency"),
             )
             joint = self._run_phase(net, X_t, snapshot, "joint", keep_on_interrupt=True)
             history += [dict(row, epoch=row["epoch"] + n_iter0) for row in joint]

@@ -28,8 +28,10 @@ class ImageAugment(nn.Module):
     ----------
     image_shape : tuple of int
         ``(channels, height, width)``.
-    preset : {'digits', 'rgb'}
-        ``'digits'``: no flips or colour changes (a flipped 2 is no 2):
+    preset : {'digits', 'affine', 'rgb'}
+        ``'affine'``: DEC-DA's mild views, rotation up to 10 degrees and
+        translation up to 10 % only, for reconstruction (autoencoder)
+        training. ``'digits'``: no flips or colour changes (a flipped 2 is no 2):
         resized crop (scale 0.6-1), rotation up to 10 degrees, translation up
         to 10 %, shear, light noise and small erasing. ``'rgb'`` adds
         horizontal flips, colour jitter and random greyscale.
@@ -48,6 +50,9 @@ class ImageAugment(nn.Module):
 
         c, h, w = (int(v) for v in image_shape)
         self.image_shape = (c, h, w)
+        if preset == "affine":
+            self.ops = K.AugmentationSequential(K.RandomAffine(degrees=10.0, translate=(0.1, 0.1), p=1.0))
+            return
         ops = [
             K.RandomResizedCrop((h, w), scale=(0.6, 1.0), ratio=(0.8, 1.25), p=1.0),
             K.RandomAffine(degrees=10.0, translate=(0.1, 0.1), shear=8.0, p=0.8),
@@ -60,7 +65,7 @@ class ImageAugment(nn.Module):
                 K.RandomGrayscale(p=0.2),
             ]
         elif preset != "digits":
-            raise ValueError(f"preset must be 'digits' or 'rgb', got {preset!r}.")
+            raise ValueError(f"preset must be 'digits', 'affine' or 'rgb', got {preset!r}.")
         ops += [
             K.RandomGaussianNoise(std=0.05, p=0.5),
             K.RandomErasing(scale=(0.02, 0.1), p=0.25),
@@ -115,9 +120,12 @@ def build_augment(augment, image_shape):
 
     Parameters
     ----------
-    augment : {'auto', 'image', 'rgb', 'tabular'}, callable or None
+    augment : {'auto', 'image', 'affine', 'rgb', 'tabular'}, callable or None
         ``'auto'`` picks image views when ``image_shape`` is set (``'rgb'``
-        preset for 3 channels) and SCARF corruption otherwise.
+        preset for 3 channels) and SCARF corruption otherwise. ``'image'``
+        is the ``'digits'`` preset of :class:`ImageAugment` (views for
+        contrastive learning), ``'affine'`` its mild DEC-DA preset (views for
+        autoencoder training).
     image_shape : tuple of int or None
 
     Returns
@@ -133,11 +141,12 @@ def build_augment(augment, image_shape):
             augment = "rgb" if image_shape[0] == 3 else "image"
     if augment == "tabular":
         return TabularAugment()
-    if augment in ("image", "rgb"):
+    if augment in ("image", "affine", "rgb"):
         if image_shape is None:
             raise ValueError(f"augment={augment!r} needs image_shape=(C, H, W).")
-        return ImageAugment(image_shape, preset="rgb" if augment == "rgb" else "digits")
+        preset = {"image": "digits", "affine": "affine", "rgb": "rgb"}[augment]
+        return ImageAugment(image_shape, preset=preset)
     raise ValueError(
-        "augment must be 'auto', 'image', 'rgb', 'tabular', a callable or None, "
+        "augment must be 'auto', 'image', 'affine', 'rgb', 'tabular', a callable or None, "
         f"got {augment!r}."
     )

@@ -38,12 +38,18 @@ _SHARED_PARAMETERS = """\
     pretrain : {{'reconstruction', 'contrastive', 'both'}}, default='reconstruction'
         Objective of the pretraining phase: autoencoder reconstruction,
         SimCLR's NT-Xent over two augmented views (needs ``augment``), or
-        their sum (the reconstruction then denoises an augmented view).
+        their sum.
 
-    augment : {{'auto', 'image', 'rgb', 'tabular'}}, callable or None, default=None
-        Random views for contrastive terms: ``'auto'`` picks image views when
-        ``image_shape`` is set and SCARF corruption of tabular rows
-        otherwise; see :mod:`deepcluster_sk.augment`. A callable maps a
+    augment : {{'auto', 'image', 'affine', 'rgb', 'tabular'}}, callable or None, default=None
+        Random views of the training rows. When set, the reconstruction
+        term (pretraining and joint) reconstructs a random view of each row,
+        as DEC-DA trains its autoencoder, and contrastive terms contrast two
+        views; the clustering term always sees the clean rows. ``'affine'``
+        (rotation up to 10 degrees, shifts up to 10 %) suits reconstruction
+        of digit-like images, ``'image'`` adds crops, noise and erasing for
+        contrastive terms, ``'auto'`` picks image views when ``image_shape``
+        is set and SCARF corruption of tabular rows otherwise; see
+        :mod:`deepcluster_sk.augment`. A callable maps a
         ``(batch, n_features)`` tensor to a view of the same shape.
 
     pretrain_epochs : int or 'auto', default='auto'
@@ -68,6 +74,13 @@ _SHARED_PARAMETERS = """\
     contrastive_weight : float, default=0.0
         Weight of an NT-Xent term kept during joint training (needs
         ``augment``).
+
+    consistency_weight : float, default=0.3
+        With ``augment`` set, weight of the membership-consistency term of
+        joint training: the cross entropy from the sharpened memberships of
+        each row (DEC's target distribution) to those of a random view of it
+        (:func:`~deepcluster_sk.losses.consistency_loss`). Ignored without
+        ``augment``.
 
     temperature : float, default=0.5
         NT-Xent temperature.
@@ -239,6 +252,7 @@ class DeepFuzzyCMeans(BaseDeepClusterer):
         lr=1e-3,
         recon_weight=0.1,
         contrastive_weight=0.0,
+        consistency_weight=0.3,
         temperature=0.5,
         projection_dim=64,
         tol=1e-3,
@@ -264,6 +278,7 @@ class DeepFuzzyCMeans(BaseDeepClusterer):
         self.lr = lr
         self.recon_weight = recon_weight
         self.contrastive_weight = contrastive_weight
+        self.consistency_weight = consistency_weight
         self.temperature = temperature
         self.projection_dim = projection_dim
         self.tol = tol
@@ -355,6 +370,7 @@ class DeepMEC(BaseDeepClusterer):
         lr=1e-3,
         recon_weight=0.1,
         contrastive_weight=0.0,
+        consistency_weight=0.3,
         temperature=0.5,
         projection_dim=64,
         tol=1e-3,
@@ -380,6 +396,7 @@ class DeepMEC(BaseDeepClusterer):
         self.lr = lr
         self.recon_weight = recon_weight
         self.contrastive_weight = contrastive_weight
+        self.consistency_weight = consistency_weight
         self.temperature = temperature
         self.projection_dim = projection_dim
         self.tol = tol

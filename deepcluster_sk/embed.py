@@ -44,7 +44,7 @@ class ContrastiveEmbedder(DeepEstimatorBase):
     temperature : float, default=0.5
         NT-Xent temperature.
 
-    augment : {'auto', 'image', 'rgb', 'tabular'} or callable, default='auto'
+    augment : {'auto', 'image', 'affine', 'rgb', 'tabular'} or callable, default='auto'
         Random views: image transformations (kornia) when ``image_shape``
         is set, SCARF corruption for tabular rows; see
         :mod:`deepcluster_sk.augment`.

@@ -198,6 +198,10 @@ class FuzzyCMeansRule:
     def memberships(self, D):
         return fcm_memberships(D, self.m)
 
+    def log_memberships(self, D):
+        """``log(memberships(D))``, computed without underflow."""
+        return torch.log_softmax(_fcm_logits(D, self.m), dim=1)
+
     def objective(self, D):
         return fcm_objective(D, self.m)
 
@@ -210,6 +214,10 @@ class MaxEntropyRule:
 
     def memberships(self, D):
         return mec_memberships(D, self.gamma)
+
+    def log_memberships(self, D):
+        """``log(memberships(D))``, computed without underflow."""
+        return torch.log_softmax(-D / self.gamma, dim=1)
 
     def objective(self, D):
         return mec_objective(D, self.gamma)

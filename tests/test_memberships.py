@@ -78,6 +78,19 @@ def test_mec_memberships_rows_on_simplex(D, gamma):
 
 @SETTINGS
 @given(D=distance_matrices(), m=fuzzifiers, gamma=temperatures)
+def test_log_memberships_finite_and_consistent(D, m, gamma):
+    # the consistency loss takes logs of memberships: they must stay finite
+    # where memberships underflow to 0, and agree with them elsewhere
+    for rule in (FuzzyCMeansRule(m), MaxEntropyRule(gamma)):
+        log_U = rule.log_memberships(D)
+        assert torch.isfinite(log_U).all() and (log_U <= 1e-6).all()
+        _check_rows(log_U.exp(), D)
+        U = rule.memberships(D)
+        torch.testing.assert_close(log_U.exp(), U, rtol=1e-4, atol=1e-6)
+
+
+@SETTINGS
+@given(D=distance_matrices(), m=fuzzifiers, gamma=temperatures)
 def test_memberships_monotone_in_distance(D, m, gamma):
     """A nearer centre never gets a smaller membership (a point on a centre gets the most)."""
     for U in (fcm_memberships(D, m), mec_memberships(D, gamma)):

@@ -1,0 +1,148 @@
+"""Tests of the training glue (_training.py) and the augmenters (augment.py).
+
+Which rows each term of the objective sees decides what the network learns:
+with ``augment`` set, the reconstruction term must reconstruct a view (as
+DEC-DA trains its autoencoder), the clustering term must see the clean rows,
+and the contrastive term two different views.
+"""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from deepcluster_sk import DeepFuzzyCMeans
+from deepcluster_sk._training import TensorBatchIterator, TrainingObjective
+from deepcluster_sk.augment import ImageAugment, build_augment
+from deepcluster_sk.losses import clustering_loss, consistency_loss, target_distribution, total_scatter
+from deepcluster_sk.memberships import FuzzyCMeansRule
+from deepcluster_sk.networks import DeepClusterModule
+
+
+def _identity_module(n_features, n_clusters=3, seed=0):
+    module = DeepClusterModule(nn.Identity(), nn.Identity(), n_clusters, n_features)
+    with torch.no_grad():
+        module.centers.copy_(torch.randn(n_clusters, n_features, generator=torch.Generator().manual_seed(seed)))
+    return module
+
+
+def test_views_reconstruct_themselves():
+    # identity autoencoder: reconstructing the view is exact; had the target
+    # been the clean row, the error would be the shift squared (1.0)
+    X = torch.rand(16, 4)
+    objective = TrainingObjective(recon_weight=1.0, augment=lambda B: B + 1.0)
+    terms = objective(_identity_module(4), X)
+    assert terms["recon"].item() == pytest.approx(0.0, abs=1e-7)
+    plain = TrainingObjective(recon_weight=1.0, augment=None)(_identity_module(4), X)
+    assert plain["recon"].item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_clustering_term_sees_clean_rows():
+    X = torch.randn(32, 5, generator=torch.Generator().manual_seed(1))
+    module = _identity_module(5)
+    rule = FuzzyCMeansRule(2.0)
+    wild = TrainingObjective(rule=rule, recon_weight=0.0, cluster_weight=1.0, augment=lambda B: 100 * B + 7)
+    expected = clustering_loss(X, module.centers, rule, total_scatter(X))
+    assert wild(module, X)["cluster"].item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_contrastive_term_gets_two_different_views():
+    seen = []
+
+    def augment(B):
+        view = B + torch.randn_like(B)
+        seen.append(view)
+        return view
+
+    module = _identity_module(6)
+    module.head = nn.Identity()
+    X = torch.randn(8, 6)
+    terms = TrainingObjective(recon_weight=0.0, contrastive_weight=1.0, augment=augment)(module, X)
+    assert len(seen) == 2 and not torch.equal(seen[0], seen[1])
+    assert torch.isfinite(terms["contrastive"]) and set(terms) == {"contrastive", "loss"}
+
+
+def test_batches_cover_each_row_once_and_are_balanced():
+    X = torch.arange(1000.0)[:, None]
+    it = TensorBatchIterator(X, batch_size=256, shuffle=True, generator=torch.Generator().manual_seed(0))
+    batches = [b for b, _ in it]
+    assert len(batches) == 3 and {len(b) for b in batches} <= {333, 334}
+    assert torch.equal(torch.sort(torch.cat(batches).flatten()).values, X.flatten())
+
+
+def test_affine_preset_keeps_shape_and_moves_pixels():
+    torch.manual_seed(0)
+    aug = build_augment("affine", (1, 8, 8))
+    assert isinstance(aug, ImageAugment)
+    X = torch.rand(64, 64)
+    V = aug(X)
+    assert V.shape == X.shape and V.dtype == X.dtype
+    assert not torch.allclose(V, X)
+    # rotation and shift only: no noise, so a blank image stays blank
+    assert torch.count_nonzero(aug(torch.zeros(4, 64))) == 0
+
+
+@pytest.mark.parametrize("augment", ["affine", "image", "rgb"])
+def test_image_presets_need_image_shape(augment):
+    with pytest.raises(ValueError, match="image_shape"):
+        build_augment(augment, None)
+
+
+def test_augmented_reconstruction_pretraining_runs_and_is_reproducible():
+    rng = np.random.RandomState(0)
+    X = rng.rand(60, 64).astype(np.float32)
+    params = dict(n_clusters=3, image_shape=(1, 8, 8), augment="affine", hidden_layer_sizes=(16,),
+                  latent_dim=2, pretrain_epochs=2, max_epochs=2, batch_size=20, n_init=1,
+                  random_state=0, device="cpu")
+    a = DeepFuzzyCMeans(**params).fit(X)
+    b = DeepFuzzyCMeans(**params).fit(X)
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    no_aug = DeepFuzzyCMeans(**{**params, "augment": None}).fit(X)
+    # the views change what the autoencoder learns
+    assert not np.allclose(a.transform(X), no_aug.transform(X))
+
+
+def test_target_distribution_sharpens_rows_and_sums_to_one():
+    U = torch.softmax(torch.randn(50, 4, generator=torch.Generator().manual_seed(0)), dim=1)
+    P = target_distribution(U)
+    torch.testing.assert_close(P.sum(dim=1), torch.ones(50))
+    # each row's largest membership grows (balanced clusters here)
+    assert (P.max(dim=1).values >= U.max(dim=1).values - 1e-6).float().mean() > 0.9
+    assert torch.equal(P.argmax(dim=1), (U.pow(2) / U.sum(0)).argmax(dim=1))
+
+
+def test_consistency_loss_gradient_flows_through_the_views_only():
+    rule = FuzzyCMeansRule(2.0)
+    D = torch.rand(20, 3, requires_grad=True)
+    D_view = (D.detach() + 0.1 * torch.rand(20, 3)).requires_grad_(True)
+    consistency_loss(D, D_view, rule).backward()
+    assert D.grad is None and torch.isfinite(D_view.grad).all() and D_view.grad.abs().sum() > 0
+    # views in their rows' clusters cost less than views swapped to other clusters
+    D0 = torch.tensor([[0.05, 1.0, 1.0], [1.0, 0.05, 1.0], [1.0, 1.0, 0.05]])
+    assert consistency_loss(D0, D0, rule) < consistency_loss(D0, D0.roll(1, dims=1), rule)
+
+
+def test_consistency_term_only_with_views():
+    module = _identity_module(4)
+    X = torch.randn(16, 4)
+    rule = FuzzyCMeansRule(2.0)
+    with_views = TrainingObjective(rule=rule, recon_weight=0.0, cluster_weight=1.0, consistency_weight=0.5,
+                                   augment=lambda B: B + 0.01 * torch.randn_like(B))(module, X)
+    without = TrainingObjective(rule=rule, recon_weight=0.0, cluster_weight=1.0, consistency_weight=0.5)(module, X)
+    assert "consistency" in with_views and "consistency" not in without
+    total = with_views["cluster"] + 0.5 * with_views["consistency"]
+    assert with_views["loss"].item() == pytest.approx(total.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.5])
+def test_consistency_weight_controls_the_joint_term(weight):
+    rng = np.random.RandomState(0)
+    X = rng.rand(60, 64).astype(np.float32)
+    est = DeepFuzzyCMeans(n_clusters=3, image_shape=(1, 8, 8), augment="affine", consistency_weight=weight,
+                          hidden_layer_sizes=(16,), latent_dim=2, pretrain_epochs=1, max_epochs=2,
+                          tol=0.0, batch_size=20, n_init=1, random_state=0, device="cpu").fit(X)
+    joint = [row for row in est.history_ if row["phase"] == "joint"]
+    assert len(joint) == 2
+    assert all(("consistency" in row) == (weight > 0) for row in joint)
+    if weight:
+        assert all(np.isfinite(row["consistency"]) and row["consistency"] > 0 for row in joint)
