@@ -208,7 +208,8 @@ def summary_table(rows):
             groups[(r["dataset"], label)].append(r)
     lines = ["| dataset | method | seeds | ACC | NMI | ARI | fit s | s/epoch (pretrain, joint) | peak RSS MB |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for (dataset, method), rs in groups.items():
+    order = {"digits": 0, "usps": 1, "mnist": 2}
+    for (dataset, method), rs in sorted(groups.items(), key=lambda item: order.get(item[0][0], 3)):
         def mean(key):
             vals = [r[key] for r in rs if key in r]
             digits = 3 if key in ("acc", "nmi", "ari") or "per_epoch" in key else 0
