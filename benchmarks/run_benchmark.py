@@ -71,6 +71,7 @@ def _accuracy_trace(y, start):
     """
     from skorch.callbacks import Callback
 
+    from deepcluster_sk._training import ClusterMonitor
     from deepcluster_sk.metrics import cluster_accuracy
 
     class AccuracyTrace(Callback):
@@ -78,10 +79,11 @@ def _accuracy_trace(y, start):
             self.trace = []
 
         def on_epoch_end(self, net, **kwargs):
-            labels = [cb.labels_ for _, cb in net.callbacks_ if getattr(cb, "labels_", None) is not None]
-            if labels:
-                acc = float(cluster_accuracy(y, labels[0].cpu().numpy()))
-                self.trace.append((round(time.perf_counter() - start, 1), round(acc, 4)))
+            # the monitor (joint phase only) has just labelled the training set
+            for _, cb in net.callbacks_:
+                if isinstance(cb, ClusterMonitor):
+                    acc = float(cluster_accuracy(y, cb.labels_.cpu().numpy()))
+                    self.trace.append((round(time.perf_counter() - start, 1), round(acc, 4)))
 
     return AccuracyTrace()
 

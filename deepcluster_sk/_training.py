@@ -202,10 +202,11 @@ class TrainingObjective(nn.Module):
             with torch.no_grad():
                 views = torch.cat([self.augment(X) for _ in range(n_views)])
             Zv = module.encoder(views)
+        recon = bool(self.recon_weight) and module.decoder is not None
         # the clean rows are embedded only when a term needs them
-        need_clean = self.cluster_weight or (views is None and self.recon_weight)
+        need_clean = self.cluster_weight or (recon and views is None)
         Z = module.encoder(X) if need_clean else None
-        if self.recon_weight and module.decoder is not None:
+        if recon:
             # a view reconstructs itself, as in DEC-DA; reconstructing the clean
             # row from the view instead (denoising) embedded USPS digits worse
             # (KMeans ACC 0.69 against 0.75 after 100 epochs)
