@@ -37,6 +37,15 @@ PRESETS = {
 }
 
 
+def _value(text):
+    """A JSON literal (number, list, true, ...) or else the string itself."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    return tuple(value) if isinstance(value, list) else value
+
+
 def _load(dataset, data_dir):
     from deepcluster_sk import datasets
 
@@ -170,9 +179,7 @@ def main(argv=None):
         rows = [json.loads(line) for path in args.summarize for line in open(path) if line.strip()]
         print(summary_table(rows))
         return
-    extra = {k: json.loads(v) if v[:1] in "[{0123456789.-tfn" else v
-             for k, v in (item.split("=", 1) for item in args.set)}
-    extra = {k: tuple(v) if isinstance(v, list) else v for k, v in extra.items()}
+    extra = {k: _value(v) for k, v in (item.split("=", 1) for item in args.set)}
 
     ctx = mp.get_context("spawn")
     rows = []
@@ -207,6 +214,7 @@ def summary_table(rows):
                 label += f" [{r['preset']}]"
             if r.get("precision", "fp32") != "fp32":
                 label += f" {r['precision']}"
+            label += "".join(f" {k}={v}" for k, v in sorted(r.get("params", {}).items()))
             groups[(r["dataset"], label)].append(r)
     lines = ["| dataset | method | seeds | ACC | NMI | ARI | fit s | s/epoch (pretrain, joint) | peak RSS MB |",
              "|---|---|---|---|---|---|---|---|---|"]

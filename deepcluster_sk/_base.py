@@ -483,6 +483,7 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         "contrastive_weight": [Interval(Real, 0, None, closed="left")],
         "consistency_weight": [Interval(Real, 0, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
+        "split_below": [Interval(Real, 0, 1, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "warm_start": ["boolean"],
     }
@@ -573,7 +574,7 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         self.n_reseeded_ = n_reseeded0
         if self.max_epochs > 0:
             snapshot = StateSnapshot()
-            monitor = ClusterMonitor(X_t, tol=self.tol, amp_dtype=amp_dtype)
+            monitor = ClusterMonitor(X_t, tol=self.tol, amp_dtype=amp_dtype, split_below=self.split_below, seed=seed)
             objective = TrainingObjective(
                 rule=rule,
                 recon_weight=self.recon_weight if decoder is not None else 0.0,

@@ -20,6 +20,7 @@ import warnings
 
 import numpy as np
 import torch
+from sklearn.cluster import KMeans
 from skorch import NeuralNet
 from skorch.callbacks import Callback, PassthroughScoring
 from skorch.dataset import unpack_data
@@ -334,9 +335,15 @@ class ClusterMonitor(Callback):
 
     After every epoch: embeds the whole training set, re-seeds centres
     that no sample is assigned to (at the samples farthest from their own
-    centre, as scikit-learn's k-means does), records ``delta_label`` (fraction of hard labels that changed)
-    and ``n_reseeded`` in the history, and stops training when
-    ``delta_label < tol`` (DEC's convergence test).
+    centre, as scikit-learn's k-means does), records ``delta_label``
+    (fraction of hard labels that changed), ``n_reseeded`` and
+    ``cluster_sizes`` (samples nearest each centre) in the history, and
+    stops training when ``delta_label < tol`` (DEC's convergence test).
+
+    With ``split_below > 0`` it also re-seeds *starved* clusters: one left
+    with fewer than ``split_below`` times the samples it had when training
+    began (or when it was last re-seeded) takes one half of the cluster
+    with the largest within-cluster scatter, split in two by 2-means.
 
     Parameters
     ----------
@@ -344,20 +351,27 @@ class ClusterMonitor(Callback):
         The training rows.
     tol : float
     amp_dtype : torch.dtype or None
+    split_below : float
+    seed : int
+        Seed of the 2-means splits.
     """
 
-    def __init__(self, X, tol=1e-3, amp_dtype=None):
+    def __init__(self, X, tol=1e-3, amp_dtype=None, split_below=0.0, seed=0):
         self.X = X
         self.tol = tol
         self.amp_dtype = amp_dtype
+        self.split_below = split_below
+        self.seed = seed
 
     def initialize(self):
         self.labels_ = None
         self.n_reseeded_ = 0
+        self.reference_sizes_ = None
         return self
 
     def on_train_begin(self, net, **kwargs):
         self.labels_ = self.assign(net)[1]
+        self.reference_sizes_ = torch.bincount(self.labels_, minlength=net.module_.centers.shape[0])
 
     def assign(self, net):
         """Embed the training set; return (Z, hard labels, squared distances)."""
@@ -370,14 +384,51 @@ class ClusterMonitor(Callback):
     def on_epoch_end(self, net, **kwargs):
         Z, labels, D = self.assign(net)
         n_reseeded = self._reseed_empty(net, Z, labels, D)
+        if not n_reseeded and self.split_below > 0:
+            n_reseeded = self._split_for_starved(net, Z, labels, D)
         if n_reseeded:
             labels = squared_distances(Z, net.module_.centers.detach()).argmin(dim=1)
         delta = float((labels != self.labels_).float().mean())
         self.labels_ = labels
         net.history.record("delta_label", delta)
         net.history.record("n_reseeded", n_reseeded)
+        sizes = torch.bincount(labels, minlength=net.module_.centers.shape[0])
+        net.history.record("cluster_sizes", sizes.tolist())
         if delta < self.tol and not n_reseeded:
             raise KeyboardInterrupt
+
+    def _split_for_starved(self, net, Z, labels, D):
+        centers = net.module_.centers
+        k = centers.shape[0]
+        counts = torch.bincount(labels, minlength=k)
+        starved = torch.nonzero(counts < self.split_below * self.reference_sizes_).flatten().tolist()
+        if not starved:
+            return 0
+        own = D.gather(1, labels[:, None]).flatten()
+        scatter = torch.zeros(k, dtype=own.dtype, device=own.device).index_add_(0, labels, own)
+        scatter[starved] = -1.0  # never split a starved cluster
+        n_split = 0
+        for j in starved:
+            big = int(torch.argmax(scatter))
+            members = Z[labels == big]
+            if scatter[big] <= 0 or len(members) < 2:
+                break
+            halves = KMeans(2, n_init=3, random_state=self.seed).fit(members.cpu().numpy())
+            with torch.no_grad():
+                centers[[big, j]] = torch.as_tensor(halves.cluster_centers_, dtype=centers.dtype,
+                                                    device=centers.device)
+            sizes = np.bincount(halves.labels_, minlength=2)
+            self.reference_sizes_[big], self.reference_sizes_[j] = int(sizes[0]), int(sizes[1])
+            scatter[big] = -1.0  # split each cluster at most once per epoch
+            n_split += 1
+            warnings.warn(
+                f"cluster {j} shrank to {int(counts[j])} samples after epoch {len(net.history)}; "
+                f"re-seeded by splitting cluster {big} ({len(members)} samples) in two.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        self.n_reseeded_ += n_split
+        return n_split
 
     def _reseed_empty(self, net, Z, labels, D):
         centers = net.module_.centers
@@ -389,6 +440,8 @@ class ClusterMonitor(Callback):
         far = torch.argsort(own, descending=True)[: len(empty)]
         with torch.no_grad():
             centers[empty] = Z[far].to(centers.dtype)
+        if self.reference_sizes_ is not None:
+            self.reference_sizes_[empty] = 1  # a new cluster: judged from now on
         self.n_reseeded_ += len(empty)
         warnings.warn(
             f"{len(empty)} cluster(s) had no samples after epoch "

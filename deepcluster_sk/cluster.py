@@ -92,6 +92,17 @@ _SHARED_PARAMETERS = """\
         Joint training stops when fewer than this fraction of the hard
         labels change in an epoch (DEC's criterion).
 
+    split_below : float in [0, 1), default=0.0
+        Guard against clusters being absorbed during joint training. After
+        an epoch, a cluster left with fewer than ``split_below`` times the
+        samples it had when joint training began (or when it was last
+        re-seeded) is re-seeded by splitting the cluster with the largest
+        within-cluster scatter in two (2-means on its embedding); a warning
+        says so and ``n_reseeded_`` counts it. 0 turns it off. Off by
+        default: on USPS with ``augment='affine'``, 0.2 rescued a run whose
+        clusters had merged but lowered runs that had not (user guide,
+        "Choosing parameters").
+
     n_init : int, default=10
         k-means++ restarts for the initial centres.
 
@@ -149,8 +160,10 @@ _ATTRIBUTES = """\
 
     history_ : list of dict
         One row per epoch with ``phase``, ``epoch``, ``train_loss``, the
-        loss terms (``recon``, ``cluster``, ``contrastive``), ``dur``
-        (seconds) and, in the joint phase, ``delta_label``.
+        loss terms (``recon``, ``cluster``, ``contrastive``,
+        ``consistency``), ``dur`` (seconds) and, in the joint phase,
+        ``delta_label`` (fraction of labels changed), ``n_reseeded`` and
+        ``cluster_sizes`` (samples per cluster after the epoch).
 
     module_ : DeepClusterModule
         The trained torch module (encoder, decoder, centres).
@@ -256,6 +269,7 @@ class DeepFuzzyCMeans(BaseDeepClusterer):
         temperature=0.5,
         projection_dim=64,
         tol=1e-3,
+        split_below=0.0,
         n_init=10,
         precision="fp32",
         device="auto",
@@ -282,6 +296,7 @@ class DeepFuzzyCMeans(BaseDeepClusterer):
         self.temperature = temperature
         self.projection_dim = projection_dim
         self.tol = tol
+        self.split_below = split_below
         self.n_init = n_init
         self.precision = precision
         self.device = device
@@ -374,6 +389,7 @@ class DeepMEC(BaseDeepClusterer):
         temperature=0.5,
         projection_dim=64,
         tol=1e-3,
+        split_below=0.0,
         n_init=10,
         precision="fp32",
         device="auto",
@@ -400,6 +416,7 @@ class DeepMEC(BaseDeepClusterer):
         self.temperature = temperature
         self.projection_dim = projection_dim
         self.tol = tol
+        self.split_below = split_below
         self.n_init = n_init
         self.precision = precision
         self.device = device

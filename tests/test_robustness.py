@@ -229,7 +229,8 @@ INVALID_PARAMS = {
              ({"n_clusters": 0}, "'n_clusters' parameter"), ({"lr": 0.0}, "'lr' parameter"),
              ({"warm_start": "yes"}, "'warm_start' parameter"), ({"device": "tpu9"}, "not a torch device"),
              ({"hidden_layer_sizes": (16, -2)}, "hidden_layer_sizes must be positive"),
-             ({"pretrain": "contrastive"}, "need augmented views")],
+             ({"pretrain": "contrastive"}, "need augmented views"),
+             ({"split_below": 1.0}, "'split_below' parameter"), ({"split_below": -0.1}, "'split_below' parameter")],
     "mec": [({"gamma": 0.0}, "'gamma' parameter"), ({"gamma": -1.0}, "'gamma' parameter"),
             ({"encoder": "transformer"}, "'encoder' parameter"),
             ({"batch_size": 0}, "'batch_size' parameter")],
@@ -368,6 +369,19 @@ def test_empty_cluster_is_reseeded(kind):
     assert joint[0]["n_reseeded"] == 1
     assert np.abs(est.cluster_centers_).max() < 1e3  # the centre came back to the data
     assert_usable(est)
+
+
+@pytest.mark.parametrize("kind", CLUSTERERS)
+def test_history_records_cluster_sizes_per_joint_epoch(kind):
+    est = make(kind, max_epochs=3, tol=0).fit(X)
+    joint = [row for row in est.history_ if row["phase"] == "joint"]
+    assert len(joint) == 3
+    for row in joint:
+        assert len(row["cluster_sizes"]) == est.n_clusters
+        assert sum(row["cluster_sizes"]) == len(X)
+    # the last epoch's sizes are those of the fitted labels
+    assert joint[-1]["cluster_sizes"] == np.bincount(est.labels_, minlength=est.n_clusters).tolist()
+    assert all("cluster_sizes" not in row for row in est.history_ if row["phase"] == "pretrain")
 
 
 def test_duplicated_rows_with_many_clusters_stay_finite():

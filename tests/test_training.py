@@ -9,10 +9,11 @@ and the contrastive term two different views.
 import numpy as np
 import pytest
 import torch
+from skorch.history import History
 from torch import nn
 
 from deepcluster_sk import DeepFuzzyCMeans
-from deepcluster_sk._training import TensorBatchIterator, TrainingObjective
+from deepcluster_sk._training import ClusterMonitor, TensorBatchIterator, TrainingObjective
 from deepcluster_sk.augment import ImageAugment, build_augment
 from deepcluster_sk.losses import clustering_loss, consistency_loss, target_distribution, total_scatter
 from deepcluster_sk.memberships import FuzzyCMeansRule
@@ -146,3 +147,50 @@ def test_consistency_weight_controls_the_joint_term(weight):
     assert all(("consistency" in row) == (weight > 0) for row in joint)
     if weight:
         assert all(np.isfinite(row["consistency"]) and row["consistency"] > 0 for row in joint)
+
+
+class _Net:
+    """The parts of a skorch net that ClusterMonitor reads."""
+
+    def __init__(self, module):
+        self.module_ = module
+        self.device = torch.device("cpu")
+        self.history = History()
+        self.history.new_epoch()
+
+
+def _starved_layout():
+    """Blob A: two sub-blobs (25 rows each) under one centre; blob B (50 rows)
+    shared by two centres; one outlier row."""
+    g = torch.Generator().manual_seed(0)
+    A = torch.cat([torch.randn(25, 2, generator=g) * 0.1, torch.randn(25, 2, generator=g) * 0.1 + torch.tensor([0.0, 3.0])])
+    B = torch.randn(50, 2, generator=g) * 0.1 + torch.tensor([10.0, 0.0])
+    X = torch.cat([A, B, torch.tensor([[5.0, 50.0]])])
+    module = DeepClusterModule(nn.Identity(), None, 3, 2)
+    with torch.no_grad():
+        module.centers.copy_(torch.tensor([[0.0, 1.5], [10.0, -0.05], [10.0, 0.05]]))
+    return X, module
+
+
+@pytest.mark.parametrize("split_below, n_split", [(0.2, 1), (0.0, 0)])
+def test_starved_cluster_takes_half_of_the_widest_cluster(split_below, n_split):
+    X, module = _starved_layout()
+    net = _Net(module)
+    monitor = ClusterMonitor(X, tol=0.0, split_below=split_below).initialize()
+    monitor.on_train_begin(net)  # centres 1 and 2 share blob B: about 25 rows each
+    assert monitor.reference_sizes_[2] > 10
+    with torch.no_grad():  # "training" moves centre 2 to the outlier: 1 row left
+        module.centers[2] = torch.tensor([5.0, 50.0])
+    if n_split:
+        with pytest.warns(RuntimeWarning, match=r"cluster 2 shrank to 1 samples .* splitting cluster 0 \(50 samples\)"):
+            monitor.on_epoch_end(net)
+    else:
+        monitor.on_epoch_end(net)
+    assert net.history[-1, "n_reseeded"] == n_split
+    sizes = sorted(net.history[-1, "cluster_sizes"])
+    if n_split:  # the two sub-blobs of A get a centre each; B keeps one
+        assert sizes == [25, 26, 50]  # the outlier is nearest the upper sub-blob
+        centres = sorted(module.centers[[0, 2]].detach()[:, 1].tolist())
+        assert centres == pytest.approx([0.0, 3.0], abs=0.1)
+    else:
+        assert sizes == [1, 50, 50]
