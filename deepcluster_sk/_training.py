@@ -383,24 +383,25 @@ class ClusterMonitor(Callback):
 
     def on_epoch_end(self, net, **kwargs):
         Z, labels, D = self.assign(net)
-        n_reseeded = self._reseed_empty(net, Z, labels, D)
+        k = net.module_.centers.shape[0]
+        counts = torch.bincount(labels, minlength=k)
+        n_reseeded = self._reseed_empty(net, Z, labels, D, counts)
         if not n_reseeded and self.split_below > 0:
-            n_reseeded = self._split_for_starved(net, Z, labels, D)
+            n_reseeded = self._split_for_starved(net, Z, labels, D, counts)
         if n_reseeded:
             labels = squared_distances(Z, net.module_.centers.detach()).argmin(dim=1)
+            counts = torch.bincount(labels, minlength=k)
         delta = float((labels != self.labels_).float().mean())
         self.labels_ = labels
         net.history.record("delta_label", delta)
         net.history.record("n_reseeded", n_reseeded)
-        sizes = torch.bincount(labels, minlength=net.module_.centers.shape[0])
-        net.history.record("cluster_sizes", sizes.tolist())
+        net.history.record("cluster_sizes", counts.tolist())
         if delta < self.tol and not n_reseeded:
             raise KeyboardInterrupt
 
-    def _split_for_starved(self, net, Z, labels, D):
+    def _split_for_starved(self, net, Z, labels, D, counts):
         centers = net.module_.centers
         k = centers.shape[0]
-        counts = torch.bincount(labels, minlength=k)
         starved = torch.nonzero(counts < self.split_below * self.reference_sizes_).flatten().tolist()
         if not starved:
             return 0
@@ -430,9 +431,8 @@ class ClusterMonitor(Callback):
         self.n_reseeded_ += n_split
         return n_split
 
-    def _reseed_empty(self, net, Z, labels, D):
+    def _reseed_empty(self, net, Z, labels, D, counts):
         centers = net.module_.centers
-        counts = torch.bincount(labels, minlength=centers.shape[0])
         empty = torch.nonzero(counts == 0).flatten()
         if len(empty) == 0:
             return 0
@@ -440,8 +440,7 @@ class ClusterMonitor(Callback):
         far = torch.argsort(own, descending=True)[: len(empty)]
         with torch.no_grad():
             centers[empty] = Z[far].to(centers.dtype)
-        if self.reference_sizes_ is not None:
-            self.reference_sizes_[empty] = 1  # a new cluster: judged from now on
+        self.reference_sizes_[empty] = 1  # a new cluster: judged from now on
         self.n_reseeded_ += len(empty)
         warnings.warn(
             f"{len(empty)} cluster(s) had no samples after epoch "
