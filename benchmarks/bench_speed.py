@@ -86,7 +86,8 @@ def bare_loop(X, epochs, amp_dtype, cluster, seed=0):
 
 
 def ours(X, epochs, precision):
-    est = DeepFuzzyCMeans(10, pretrain_epochs=epochs, max_epochs=epochs, tol=0.0,
+    # n_neighbors=0: the bare loop has no neighbour pass, so neither may ours
+    est = DeepFuzzyCMeans(10, pretrain_epochs=epochs, max_epochs=epochs, tol=0.0, n_neighbors=0,
                           precision=precision, device="cpu", random_state=0).fit(X)
     per = {}
     for phase in ("pretrain", "joint"):

@@ -34,6 +34,19 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run_benchmark import _load, _scores, _value  # noqa: E402
 
+from deepcluster_sk._training import nearest_neighbors  # noqa: E402
+
+
+def neighbor_purity(pre, X, y, ks=(1, 10)):
+    """Fraction of the ``k`` nearest neighbours in the embedding sharing a row's label.
+
+    The neighbours are those ``n_neighbors`` draws from
+    (:func:`deepcluster_sk._training.nearest_neighbors`), so this is how often
+    the neighbour-consistency term pairs rows of the same class.
+    """
+    neighbors = nearest_neighbors(torch.from_numpy(pre.transform(X)), max(ks)).numpy()
+    return {str(k): float((y[neighbors[:, :k]] == y[:, None]).mean()) for k in ks}
+
 
 def _parse_variant(text):
     """``'dfcm:m=1.5,image_shape=[1,28,28]'`` -> ``('dfcm', {'m': 1.5, 'image_shape': (1, 28, 28)})``."""
@@ -145,13 +158,15 @@ def main(argv=None):
         return row
 
     init = emit({"variant": "init (k-means on the embedding)", **_scores(y, pre.init_labels_),
-                 "pretrain_s": pretrain_s})
+                 "pretrain_s": pretrain_s, "neighbor_purity": neighbor_purity(pre, X, y)})
     fixed = [] if args.skip_fixed else [
         emit({"variant": "fixed embedding", **row}) for row in fixed_embedding_rows(pre, X, y)]
     joint = [emit(run_variant(pre, X, y, name, params, args.epochs, args.seed, args.precision))
              for name, params in map(_parse_variant, args.variants)]
 
-    print(f"\n{args.dataset}, seed {args.seed}: k-means on the pretrained embedding ACC {init['acc']:.3f}\n")
+    purity = init["neighbor_purity"]
+    print(f"\n{args.dataset}, seed {args.seed}: k-means on the pretrained embedding ACC {init['acc']:.3f}; "
+          f"nearest neighbours sharing the label: {purity['1']:.1%} (first), {purity['10']:.1%} (ten nearest)\n")
     if fixed:
         print("| fixed embedding, classic updates | ACC | NMI | labels changed | smallest / largest cluster |")
         print("|---|---|---|---|---|")

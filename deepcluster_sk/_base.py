@@ -37,6 +37,7 @@ from ._training import (
     TrainingObjective,
     encode,
     iter_row_batches,
+    nearest_neighbors,
 )
 from .augment import build_augment
 from .losses import total_scatter
@@ -322,7 +323,7 @@ class DeepEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         return X_t
 
     def _make_net(self, module, objective, *, phase, epochs, device, amp_dtype, generator, callbacks,
-                  term_names):
+                  term_names, neighbors=None):
         """A skorch net training ``module`` on ``objective`` for ``epochs``.
 
         ``verbose=1`` shows a progress bar over the epochs of each phase;
@@ -345,6 +346,7 @@ class DeepEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             iterator_train__shuffle=True,
             iterator_train__generator=generator,
             iterator_train__device=device,
+            iterator_train__neighbors=neighbors,
             train_split=None,
             callbacks=all_callbacks,
             device=device,
@@ -484,6 +486,7 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         "consistency_weight": [Interval(Real, 0, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "split_below": [Interval(Real, 0, 1, closed="left")],
+        "n_neighbors": [Interval(Integral, 0, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "warm_start": ["boolean"],
     }
@@ -568,6 +571,11 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
             with torch.no_grad():
                 module.centers.copy_(torch.from_numpy(kmeans.cluster_centers_))
             self.init_labels_ = kmeans.labels_
+        neighbors = None
+        if self.max_epochs > 0 and self.n_neighbors > 0 and self.consistency_weight > 0:
+            if warm:
+                Z = encode(module.encoder, X_t, device=device, amp_dtype=amp_dtype)
+            neighbors = nearest_neighbors(Z, self.n_neighbors)
 
         # phase 3: joint training of encoder, decoder and centres
         self.n_iter_ = n_iter0
@@ -588,7 +596,8 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
             net = self._make_net(
                 module, objective, phase="joint", epochs=self.max_epochs, device=device, amp_dtype=amp_dtype,
                 generator=generator, callbacks=[snapshot, monitor],
-                term_names=("recon", "cluster", "contrastive", "consistency"),
+                term_names=("recon", "cluster", "contrastive", "consistency", "neighbor"),
+                neighbors=neighbors,
             )
             joint = self._run_phase(net, X_t, snapshot, "joint", keep_on_interrupt=True)
             history += [dict(row, epoch=row["epoch"] + n_iter0) for row in joint]

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.special import xlogy
 
-from deepcluster_sk.losses import clustering_loss, nt_xent_loss, total_scatter
+from deepcluster_sk.losses import clustering_loss, neighbor_consistency_loss, nt_xent_loss, total_scatter
 from deepcluster_sk.memberships import (
     _TINY,
     FuzzyCMeansRule,
@@ -319,3 +319,22 @@ def test_nt_xent_perfect_views_near_zero_and_uninformative_log():
     assert torch.isfinite(nt_xent_loss(torch.zeros(n, 2), torch.zeros(n, 2), 0.5))
     ref = _nt_xent_reference(np.eye(3)[:2], np.eye(3)[1:], 0.5)
     assert float(nt_xent_loss(torch.eye(3)[:2], torch.eye(3)[1:], 0.5)) == pytest.approx(ref, rel=1e-5)
+
+
+@SETTINGS
+@given(D=distance_matrices(min_rows=2), m=fuzzifiers, gamma=temperatures, data=st.data())
+def test_neighbor_consistency_loss_finite_bounded_and_equivariant(D, m, gamma, data):
+    # neighbours: the rows in another order; memberships from either rule on
+    # extreme distances (points on centres, 1e30, m near 1, any gamma)
+    order = torch.tensor(data.draw(st.permutations(range(D.shape[0]))), dtype=torch.long)
+    perm = torch.tensor(data.draw(st.permutations(range(D.shape[1]))), dtype=torch.long)
+    k = D.shape[1]
+    for rule in (FuzzyCMeansRule(m), MaxEntropyRule(gamma)):
+        log_U = rule.log_memberships(D)
+        loss = neighbor_consistency_loss(log_U, log_U[order])
+        assert torch.isfinite(loss)
+        # -log(u.v) >= 0 and the entropy is at most log(k)
+        assert float(loss) >= -math.log(k) - 10 * _rtol(D)
+        # relabelling the clusters changes nothing
+        permuted = neighbor_consistency_loss(log_U[:, perm], log_U[order][:, perm])
+        assert torch.allclose(permuted, loss, rtol=_rtol(D), atol=_rtol(D))

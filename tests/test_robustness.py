@@ -104,8 +104,10 @@ class Faulty(nn.Module):
 def faulty(kind, at, fault):
     """Estimator whose encoder faults on its ``at``-th training call.
 
-    Clusterers (reconstruction pretraining): 2 calls per epoch, calls 1-4
-    are pretraining, 5-6 joint epoch 1, 7-8 joint epoch 2.
+    Clusterers (reconstruction pretraining): 2 batches per epoch, one call
+    per pretraining batch, two per joint batch (the rows, then their
+    neighbours): calls 1-4 are pretraining, 5-8 joint epoch 1, 9-12 joint
+    epoch 2.
     ContrastiveEmbedder: 2 calls per epoch, one per batch (both views are
     encoded in one call): call 1 is epoch 1's first loss, call 3 epoch 2's.
     """
@@ -230,7 +232,8 @@ INVALID_PARAMS = {
              ({"warm_start": "yes"}, "'warm_start' parameter"), ({"device": "tpu9"}, "not a torch device"),
              ({"hidden_layer_sizes": (16, -2)}, "hidden_layer_sizes must be positive"),
              ({"pretrain": "contrastive"}, "need augmented views"),
-             ({"split_below": 1.0}, "'split_below' parameter"), ({"split_below": -0.1}, "'split_below' parameter")],
+             ({"split_below": 1.0}, "'split_below' parameter"), ({"split_below": -0.1}, "'split_below' parameter"),
+             ({"n_neighbors": -1}, "'n_neighbors' parameter"), ({"n_neighbors": 2.5}, "'n_neighbors' parameter")],
     "mec": [({"gamma": 0.0}, "'gamma' parameter"), ({"gamma": -1.0}, "'gamma' parameter"),
             ({"encoder": "transformer"}, "'encoder' parameter"),
             ({"batch_size": 0}, "'batch_size' parameter")],
@@ -321,7 +324,7 @@ def test_nan_in_pretraining_keeps_last_finite_epoch(kind):
 
 @pytest.mark.parametrize("kind", CLUSTERERS)
 def test_nan_in_joint_training_keeps_last_finite_epoch(kind):
-    est = faulty(kind, at=7, fault="nan")  # joint epoch 2
+    est = faulty(kind, at=9, fault="nan")  # joint epoch 2
     with pytest.warns(RuntimeWarning, match=r"epoch 2 of the joint phase.*Restored the state after epoch 1"):
         est.fit(X)
     assert est.n_iter_ == 1
@@ -384,6 +387,20 @@ def test_history_records_cluster_sizes_per_joint_epoch(kind):
     assert all("cluster_sizes" not in row for row in est.history_ if row["phase"] == "pretrain")
 
 
+@pytest.mark.parametrize("kind", CLUSTERERS)
+def test_neighbor_term_is_trained_and_recorded_only_when_asked(kind):
+    with_nbr = make(kind, n_neighbors=5, tol=0).fit(X)
+    joint = [row for row in with_nbr.history_ if row["phase"] == "joint"]
+    assert all(np.isfinite(row["neighbor"]) for row in joint)
+    again = make(kind, n_neighbors=5, tol=0).fit(X)  # deterministic with the neighbour draws
+    np.testing.assert_array_equal(with_nbr.predict_proba(X), again.predict_proba(X))
+    for params in ({"n_neighbors": 0}, {"n_neighbors": 5, "consistency_weight": 0.0}):
+        est = make(kind, tol=0, **params).fit(X)
+        assert all("neighbor" not in row for row in est.history_)
+    # more neighbours than other rows: clipped, not an error
+    assert_usable(make(kind, n_neighbors=500, tol=0).fit(X[:10]), X[:10])
+
+
 def test_duplicated_rows_with_many_clusters_stay_finite():
     X_dup = np.repeat(X[:3], 5, axis=0)  # 3 distinct rows, 5 clusters
     est = make("dfcm", n_clusters=5, tol=0)
@@ -418,7 +435,7 @@ def test_interrupt_in_pretraining_keeps_earlier_fit(kind):
 
 @pytest.mark.parametrize("kind", CLUSTERERS)
 def test_interrupt_in_joint_training_keeps_last_epoch(kind):
-    est = faulty(kind, at=8, fault="interrupt")  # second batch of joint epoch 2
+    est = faulty(kind, at=11, fault="interrupt")  # second batch of joint epoch 2
     match = r"interrupted in the joint phase; keeping the state after epoch 1"
     with pytest.warns(RuntimeWarning, match=match):
         est.fit(X)
@@ -573,7 +590,7 @@ def test_model_fitted_on_cuda_loads_on_cpu(kind):
 # -- resume (warm_start) ---------------------------------------------------------
 @pytest.mark.parametrize("kind", CLUSTERERS)
 def test_interrupted_fit_resumes_with_warm_start(kind):
-    est = faulty(kind, at=8, fault="interrupt")
+    est = faulty(kind, at=11, fault="interrupt")  # second batch of joint epoch 2
     with pytest.warns(RuntimeWarning, match="interrupted"):
         est.fit(X)
     assert est.n_iter_ == 1

@@ -6,6 +6,8 @@ DEC-DA trains its autoencoder), the clustering term must see the clean rows,
 and the contrastive term two different views.
 """
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -13,10 +15,16 @@ from skorch.history import History
 from torch import nn
 
 from deepcluster_sk import DeepFuzzyCMeans
-from deepcluster_sk._training import ClusterMonitor, TensorBatchIterator, TrainingObjective
+from deepcluster_sk._training import ClusterMonitor, TensorBatchIterator, TrainingObjective, nearest_neighbors
 from deepcluster_sk.augment import ImageAugment, build_augment
-from deepcluster_sk.losses import clustering_loss, consistency_loss, target_distribution, total_scatter
-from deepcluster_sk.memberships import FuzzyCMeansRule
+from deepcluster_sk.losses import (
+    clustering_loss,
+    consistency_loss,
+    neighbor_consistency_loss,
+    target_distribution,
+    total_scatter,
+)
+from deepcluster_sk.memberships import FuzzyCMeansRule, squared_distances
 from deepcluster_sk.networks import DeepClusterModule
 
 
@@ -194,3 +202,89 @@ def test_starved_cluster_takes_half_of_the_widest_cluster(split_below, n_split):
         assert centres == pytest.approx([0.0, 3.0], abs=0.1)
     else:
         assert sizes == [1, 50, 50]
+
+
+# -- neighbour consistency -----------------------------------------------------
+def test_nearest_neighbors_match_scikit_learn():
+    from sklearn.neighbors import NearestNeighbors
+
+    Z = torch.randn(300, 5, generator=torch.Generator().manual_seed(0))
+    ours = nearest_neighbors(Z, 7, block_size=64 * 300)  # 64 rows a block
+    _, theirs = NearestNeighbors(n_neighbors=8).fit(Z.numpy()).kneighbors(Z.numpy())
+    assert ours.shape == (300, 7)
+    assert (ours != torch.arange(300)[:, None]).all()  # never itself
+    for row, ref in zip(ours.tolist(), theirs[:, 1:].tolist()):
+        assert set(row) == set(ref)
+
+
+def test_nearest_neighbors_are_clipped_to_the_other_rows():
+    Z = torch.tensor([[0.0], [1.0], [3.0]])
+    assert nearest_neighbors(Z, 10).tolist() == [[1, 2], [0, 2], [1, 0]]
+    assert nearest_neighbors(Z[:1], 5).tolist() == [[0]]
+
+
+@pytest.mark.parametrize("source", ["tensor", "ndarray", "memmap"])
+def test_batches_come_with_a_neighbour_of_each_row(source, tmp_path):
+    n = 50
+    X = np.arange(n, dtype=np.float32)[:, None] * np.ones((1, 3), dtype=np.float32)  # row i is all i
+    if source == "tensor":
+        data = torch.from_numpy(X)
+    elif source == "ndarray":
+        data = X
+    else:
+        data = np.memmap(tmp_path / "X.dat", dtype=np.float32, mode="w+", shape=X.shape)
+        data[:] = X
+    neighbors = torch.tensor([[(i + 1) % n, (i + 2) % n] for i in range(n)])
+    it = TensorBatchIterator(data, batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(0),
+                             neighbors=neighbors)
+    seen, steps = [], set()
+    for batch, partner in it:
+        assert partner.shape == batch.shape
+        step = (partner[:, 0] - batch[:, 0]) % n  # each partner is row i+1 or i+2 of its row i
+        assert set(step.tolist()) <= {1.0, 2.0}
+        steps |= set(step.tolist())
+        seen += batch[:, 0].tolist()
+    assert sorted(seen) == list(range(n))  # every row once per epoch
+    assert steps == {1.0, 2.0}  # both neighbours get drawn
+    plain = TensorBatchIterator(data, batch_size=16)
+    assert all(partner is None for _, partner in plain)
+
+
+def test_neighbor_term_pulls_a_row_and_its_neighbour_into_one_cluster():
+    # two rows between two centres; each row is the other's neighbour
+    module = _identity_module(2, n_clusters=2)
+    with torch.no_grad():
+        module.centers.copy_(torch.tensor([[-1.0, 0.0], [1.0, 0.0]]))
+    X = torch.tensor([[-0.2, 0.0], [0.6, 0.0], [-0.9, 1.0], [0.9, -1.0]], requires_grad=True)
+    partner = X[[1, 0, 2, 3]]
+    objective = TrainingObjective(rule=FuzzyCMeansRule(2.0), recon_weight=0.0, cluster_weight=1.0,
+                                  consistency_weight=1.0)
+    terms = objective(module, X, partner)
+    assert "neighbor" in terms and "consistency" not in terms
+    terms["neighbor"].backward()
+    # descent moves the row left of the middle right and the row right of
+    # it left: towards each other, not each to its own centre
+    assert X.grad[0, 0] < 0 < X.grad[1, 0]
+
+    def agreement(rows):
+        U = FuzzyCMeansRule(2.0).memberships(squared_distances(rows, module.centers))
+        return float((U[0] * U[1]).sum())
+
+    with torch.no_grad():
+        assert agreement(X - 0.1 * X.grad) > agreement(X)
+    without = TrainingObjective(rule=FuzzyCMeansRule(2.0), recon_weight=0.0, cluster_weight=1.0,
+                                consistency_weight=0.0)(module, X, partner)
+    assert "neighbor" not in without
+
+
+def test_neighbor_loss_prefers_agreeing_confident_balanced_memberships():
+    k = 4
+    one_hot = torch.eye(k).repeat(3, 1).clamp_min(1e-9).log()
+    best = neighbor_consistency_loss(one_hot, one_hot)
+    assert best.item() == pytest.approx(-math.log(k), abs=1e-6)  # the lower bound
+    shifted = one_hot.roll(1, dims=1)  # confident, but each neighbour in another cluster
+    uniform = torch.full_like(one_hot, -math.log(k))  # agreeing but undecided
+    collapsed = torch.tensor([[0.0] + [-30.0] * (k - 1)]).repeat(12, 1)  # everyone in cluster 0
+    for worse in (neighbor_consistency_loss(one_hot, shifted), neighbor_consistency_loss(uniform, uniform),
+                  neighbor_consistency_loss(collapsed, collapsed)):
+        assert worse > best + 0.5
