@@ -298,16 +298,18 @@ class TrainingObjective(nn.Module):
             Zf = Z.float()
             scatter = total_scatter(Zf)
             terms["cluster"] = clustering_loss(Zf, module.centers, self.rule, scatter)
+            if self.consistency_weight and (views is not None or X_neighbor is not None):
+                # scaled distances of the clean rows, shared by both consistency terms
+                D = squared_distances(Zf, module.centers) / scatter.clamp_min(1e-12)
             if self.consistency_weight and views is not None:
-                with torch.no_grad():
-                    D = squared_distances(Zf, module.centers) / scatter.clamp_min(1e-12)
                 D_view = squared_distances(Zv[:n].float(), module.centers) / scatter.detach().clamp_min(1e-12)
-                terms["consistency"] = consistency_loss(D, D_view, self.rule)
+                terms["consistency"] = consistency_loss(D, D_view, self.rule)  # D is its fixed target
             if self.consistency_weight and X_neighbor is not None:
                 Zn = module.encoder(X_neighbor).float()
-                log_U = self.rule.log_memberships(squared_distances(Zf, module.centers) / scatter.clamp_min(1e-12))
-                log_Un = self.rule.log_memberships(squared_distances(Zn, module.centers) / scatter.clamp_min(1e-12))
-                terms["neighbor"] = neighbor_consistency_loss(log_U, log_Un)
+                D_neighbor = squared_distances(Zn, module.centers) / scatter.clamp_min(1e-12)
+                terms["neighbor"] = neighbor_consistency_loss(
+                    self.rule.log_memberships(D), self.rule.log_memberships(D_neighbor)
+                )
         weights = {
             "recon": self.recon_weight,
             "cluster": self.cluster_weight,
