@@ -34,14 +34,14 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run_benchmark import _load, _scores, _value  # noqa: E402
 
-from deepcluster_sk._training import nearest_neighbors  # noqa: E402
+from deepcluster_sk.graph import nearest_neighbors  # noqa: E402
 
 
 def neighbor_purity(pre, X, y, ks=(1, 10)):
     """Fraction of the ``k`` nearest neighbours in the embedding sharing a row's label.
 
     The neighbours are those ``n_neighbors`` draws from
-    (:func:`deepcluster_sk._training.nearest_neighbors`), so this is how often
+    (:func:`deepcluster_sk.graph.nearest_neighbors`), so this is how often
     the neighbour-consistency term pairs rows of the same class.
     """
     neighbors = nearest_neighbors(torch.from_numpy(pre.transform(X)), max(ks)).numpy()

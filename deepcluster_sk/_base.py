@@ -37,9 +37,9 @@ from ._training import (
     TrainingObjective,
     encode,
     iter_row_batches,
-    nearest_neighbors,
 )
 from .augment import build_augment
+from .graph import nearest_neighbors, refine_by_normalized_cut, smooth_on_neighbors
 from .losses import total_scatter
 from .memberships import squared_distances
 from .networks import DeepClusterModule, ProjectionHead, build_autoencoder
@@ -487,6 +487,8 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         "tol": [Interval(Real, 0, None, closed="left")],
         "split_below": [Interval(Real, 0, 1, closed="left")],
         "n_neighbors": [Interval(Integral, 0, None, closed="left")],
+        "init_smoothing": [Interval(Integral, 0, None, closed="left")],
+        "init_refine": ["boolean"],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "warm_start": ["boolean"],
     }
@@ -564,18 +566,18 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
             )
             history += self._run_phase(net, X_t, snapshot, "pretrain", keep_on_interrupt=False)
 
-        # phase 2: centres by k-means++ on the embedding
-        if not warm:
+        # phase 2: neighbours in the pretrained embedding, centres by k-means++
+        joint_neighbors = self.n_neighbors > 0 and self.max_epochs > 0 and self.consistency_weight > 0
+        init_neighbors = self.n_neighbors > 0 and self.init_smoothing > 0 and not warm
+        if not warm or joint_neighbors:
             Z = encode(module.encoder, X_t, device=device, amp_dtype=amp_dtype)
-            kmeans = KMeans(self.n_clusters, n_init=self.n_init, random_state=seed).fit(Z.cpu().numpy())
+        neighbors = nearest_neighbors(Z, self.n_neighbors) if joint_neighbors or init_neighbors else None
+        if not warm:
+            centers, self.init_labels_ = self._initial_centers(Z, neighbors if init_neighbors else None, seed)
             with torch.no_grad():
-                module.centers.copy_(torch.from_numpy(kmeans.cluster_centers_))
-            self.init_labels_ = kmeans.labels_
-        neighbors = None
-        if self.max_epochs > 0 and self.n_neighbors > 0 and self.consistency_weight > 0:
-            if warm:
-                Z = encode(module.encoder, X_t, device=device, amp_dtype=amp_dtype)
-            neighbors = nearest_neighbors(Z, self.n_neighbors)
+                module.centers.copy_(centers)
+        if not joint_neighbors:
+            neighbors = None
 
         # phase 3: joint training of encoder, decoder and centres
         self.n_iter_ = n_iter0
@@ -620,6 +622,38 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         self.labels_ = D.argmin(dim=1).cpu().numpy()
         self.inertia_ = float(-self._score_from_distances(D, rule))
         return self
+
+    def _initial_centers(self, Z, neighbors, seed):
+        """k-means++ centres in the embedding ``Z``; returns (centres, labels).
+
+        With ``neighbors``, k-means runs on the embedding smoothed over the
+        neighbour graph (``init_smoothing`` steps), its partition is
+        refined by merge-and-split moves that lower the graph's normalized
+        cut (``init_refine``), and each centre is the mean of its cluster's
+        *unsmoothed* rows: training and prediction work in the encoder's
+        own embedding.
+        """
+        self.n_init_moves_ = 0
+        if neighbors is None:
+            kmeans = KMeans(self.n_clusters, n_init=self.n_init, random_state=seed).fit(Z.cpu().numpy())
+            return torch.from_numpy(kmeans.cluster_centers_), kmeans.labels_
+        smoothed = smooth_on_neighbors(Z, neighbors, self.init_smoothing).cpu().numpy()
+        kmeans = KMeans(self.n_clusters, n_init=self.n_init, random_state=seed).fit(smoothed)
+        labels = kmeans.labels_
+        if self.init_refine:
+            labels, self.n_init_moves_ = refine_by_normalized_cut(
+                labels, smoothed, neighbors.numpy(), self.n_clusters, random_state=seed
+            )
+        Z = Z.float().cpu()
+        index = torch.from_numpy(labels).long()
+        sums = torch.zeros(self.n_clusters, Z.shape[1]).index_add_(0, index, Z)
+        counts = torch.bincount(index, minlength=self.n_clusters)
+        centers = sums / counts.clamp_min(1)[:, None]
+        empty = torch.nonzero(counts == 0).flatten()
+        if len(empty):  # k-means left a cluster empty: the row nearest its centre
+            nearest = squared_distances(torch.from_numpy(smoothed), torch.from_numpy(kmeans.cluster_centers_))
+            centers[empty] = Z[nearest[:, empty].argmin(dim=0)]
+        return centers, labels
 
     def _warm_module(self, device, use_head):
         """A copy of the fitted module to continue training (``warm_start``)."""

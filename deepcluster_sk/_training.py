@@ -45,7 +45,6 @@ __all__ = [
     "EpochProgress",
     "iter_row_batches",
     "encode",
-    "nearest_neighbors",
 ]
 
 
@@ -73,7 +72,7 @@ class TensorBatchIterator:
         Device batches are moved to.
     neighbors : torch.Tensor of shape (n_samples, k) or None
         Row indices of each row's nearest neighbours
-        (:func:`nearest_neighbors`). When set, each batch comes with one
+        (:func:`deepcluster_sk.graph.nearest_neighbors`). When set, each batch comes with one
         randomly chosen neighbour of each of its rows, in the place of
         ``y``; otherwise ``y`` is None.
     """
@@ -155,55 +154,6 @@ def encode(encoder, X, *, device, batch_size=4096, amp_dtype=None):
     finally:
         encoder.train(was_training)
     return torch.cat(out) if out else torch.empty(0)
-
-
-def nearest_neighbors(Z, n_neighbors, *, block_size=2**24):
-    """Indices of each row's ``n_neighbors`` nearest other rows of ``Z``.
-
-    Exact squared Euclidean search on ``Z``'s device, a block of rows at a
-    time: each block's distances to all rows hold at most ``block_size``
-    entries (64 MiB in float32), so memory stays flat as ``n_samples``
-    grows while time grows as its square (a 10-dimensional embedding of
-    70,000 rows: about 30 s on one CPU thread).
-
-    Parameters
-    ----------
-    Z : torch.Tensor of shape (n_samples, dim)
-    n_neighbors : int
-        Clipped to ``n_samples - 1``.
-    block_size : int
-        Most distances held at once.
-
-    Returns
-    -------
-    neighbors : torch.Tensor of shape (n_samples, k), int64, on the CPU.
-        Row ``i`` never contains ``i`` itself (unless ``Z`` has a single row,
-        in which case it is its own and only neighbour).
-
-    Examples
-    --------
-    >>> import torch
-    >>> nearest_neighbors(torch.tensor([[0.], [1.], [5.], [6.]]), 1).ravel().tolist()
-    [1, 0, 3, 2]
-    """
-    n = len(Z)
-    k = max(1, min(int(n_neighbors), n - 1))
-    if n == 1:
-        return torch.zeros((1, 1), dtype=torch.long)
-    Z = Z.float()
-    sq = Z.pow(2).sum(dim=1)[None, :]
-    rows_per_block = max(1, block_size // n)
-    out = []
-    with torch.no_grad():
-        for start in range(0, n, rows_per_block):
-            block = Z[start : start + rows_per_block]
-            # ||z_j||^2 - 2 z_i.z_j: the squared distance less ||z_i||^2, which
-            # does not change the order within a row; one fused matmul
-            D = torch.addmm(sq, block, Z.T, alpha=-2)
-            rows = torch.arange(start, start + len(block), device=Z.device)
-            D[torch.arange(len(block), device=Z.device), rows] = float("inf")
-            out.append(D.topk(k, dim=1, largest=False).indices.cpu())
-    return torch.cat(out)
 
 
 def _autocast(device, amp_dtype):

@@ -107,18 +107,41 @@ _SHARED_PARAMETERS = """\
         "Choosing parameters").
 
     n_neighbors : int, default=10
-        Neighbour consistency (SCAN's idea, on soft memberships). When
-        positive, the ``n_neighbors`` nearest neighbours of every sample are
-        found in the embedding when joint training begins (exact search,
-        quadratic in ``n_samples``: about 30 s on one CPU thread for 70,000
-        samples), and every batch pairs each row with one of them at random.
-        The term rewards a row and its neighbour for sharing a confident
-        cluster and keeps all clusters in use, so labels spread along the
-        data's manifold rather than by distance to a centre alone; it needs
-        no augmentation. It costs a second encoder pass per batch. 0 turns it
-        off. Without it, joint training on MNIST let one cluster absorb
-        others (ACC 0.64 after 30 epochs); with it, the user guide's
-        "Choosing parameters" page has the figures.
+        Size of the nearest-neighbour graph built on the pretrained
+        embedding (exact search, quadratic in ``n_samples``: about 30 s on
+        one CPU thread for 70,000 samples), used twice; 0 turns both off.
+
+        * Initialisation: see ``init_smoothing``.
+        * Neighbour consistency in joint training (SCAN's idea, on soft
+          memberships): every batch pairs each row with one of its
+          neighbours at random. The term rewards a row and its neighbour
+          for sharing a confident cluster and keeps all clusters in use, so
+          labels spread along the data's manifold rather than by distance
+          to a centre alone; it needs no augmentation and costs a second
+          encoder pass per batch. Without it, joint training on MNIST let
+          one cluster absorb others (ACC 0.64 after 30 epochs).
+
+        The user guide's "Choosing parameters" page has the figures.
+
+    init_smoothing : int, default=64
+        Steps of neighbour averaging before the k-means++ initialisation
+        (needs ``n_neighbors``): each step replaces every row of the
+        embedding by the mean of itself and the average of its
+        ``n_neighbors`` neighbours (a lazy random walk on the graph, as in
+        power-iteration clustering). k-means then runs on the smoothed
+        rows, which keep what neighbours share, such as the cluster a
+        region belongs to, and lose the noise between them; each initial
+        centre is the mean of its cluster's unsmoothed rows. 0 gives plain
+        k-means++ on the embedding.
+
+    init_refine : bool, default=True
+        After that k-means, merge two clusters and split a third in two
+        (2-means on the smoothed rows) for as long as such a move lowers
+        the normalized cut of the neighbour graph
+        (:func:`~deepcluster_sk.graph.refine_by_normalized_cut`). This
+        undoes k-means' typical mistake on digits: one class cut in two,
+        two similar classes merged. ``n_init_moves_`` counts the moves.
+        Needs ``n_neighbors`` and ``init_smoothing``.
 
     n_init : int, default=10
         k-means++ restarts for the initial centres.
@@ -161,7 +184,12 @@ _ATTRIBUTES = """\
         Soft memberships of the training samples (``predict_proba(X)``).
 
     init_labels_ : ndarray of shape (n_samples,)
-        k-means labels on the pretrained embedding, before joint training.
+        Labels of the initialisation (k-means on the pretrained embedding,
+        smoothed and refined on the neighbour graph when ``n_neighbors`` is
+        set), before joint training.
+
+    n_init_moves_ : int
+        Merge-and-split moves made by ``init_refine``.
 
     inertia_ : float
         Mean clustering objective of the training samples (``-score(X)``).
@@ -289,6 +317,8 @@ class DeepFuzzyCMeans(BaseDeepClusterer):
         tol=1e-3,
         split_below=0.0,
         n_neighbors=10,
+        init_smoothing=64,
+        init_refine=True,
         n_init=10,
         precision="fp32",
         device="auto",
@@ -317,6 +347,8 @@ class DeepFuzzyCMeans(BaseDeepClusterer):
         self.tol = tol
         self.split_below = split_below
         self.n_neighbors = n_neighbors
+        self.init_smoothing = init_smoothing
+        self.init_refine = init_refine
         self.n_init = n_init
         self.precision = precision
         self.device = device
@@ -411,6 +443,8 @@ class DeepMEC(BaseDeepClusterer):
         tol=1e-3,
         split_below=0.0,
         n_neighbors=10,
+        init_smoothing=64,
+        init_refine=True,
         n_init=10,
         precision="fp32",
         device="auto",
@@ -439,6 +473,8 @@ class DeepMEC(BaseDeepClusterer):
         self.tol = tol
         self.split_below = split_below
         self.n_neighbors = n_neighbors
+        self.init_smoothing = init_smoothing
+        self.init_refine = init_refine
         self.n_init = n_init
         self.precision = precision
         self.device = device

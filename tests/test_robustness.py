@@ -19,6 +19,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.cluster import KMeans
 import scipy.sparse as sp
 import torch
 from skorch.callbacks import Callback
@@ -28,6 +29,7 @@ from torch import nn
 
 import deepcluster_sk._base as base_module
 from deepcluster_sk import ContrastiveEmbedder, DeepFuzzyCMeans, DeepMEC
+from deepcluster_sk.graph import nearest_neighbors, smooth_on_neighbors
 
 torch.set_num_threads(1)
 
@@ -233,7 +235,9 @@ INVALID_PARAMS = {
              ({"hidden_layer_sizes": (16, -2)}, "hidden_layer_sizes must be positive"),
              ({"pretrain": "contrastive"}, "need augmented views"),
              ({"split_below": 1.0}, "'split_below' parameter"), ({"split_below": -0.1}, "'split_below' parameter"),
-             ({"n_neighbors": -1}, "'n_neighbors' parameter"), ({"n_neighbors": 2.5}, "'n_neighbors' parameter")],
+             ({"n_neighbors": -1}, "'n_neighbors' parameter"), ({"n_neighbors": 2.5}, "'n_neighbors' parameter"),
+             ({"init_smoothing": -1}, "'init_smoothing' parameter"),
+             ({"init_smoothing": 0.5}, "'init_smoothing' parameter")],
     "mec": [({"gamma": 0.0}, "'gamma' parameter"), ({"gamma": -1.0}, "'gamma' parameter"),
             ({"encoder": "transformer"}, "'encoder' parameter"),
             ({"batch_size": 0}, "'batch_size' parameter")],
@@ -399,6 +403,27 @@ def test_neighbor_term_is_trained_and_recorded_only_when_asked(kind):
         assert all("neighbor" not in row for row in est.history_)
     # more neighbours than other rows: clipped, not an error
     assert_usable(make(kind, n_neighbors=500, tol=0).fit(X[:10]), X[:10])
+
+
+@pytest.mark.parametrize("kind", CLUSTERERS)
+def test_smoothed_initialisation_centres_are_cluster_means_of_the_embedding(kind):
+    # max_epochs=0: the fitted centres are the initial ones
+    smoothed = make(kind, n_neighbors=5, init_smoothing=8, init_refine=False, max_epochs=0).fit(X)
+    Z = smoothed.transform(X)
+    means = np.stack([Z[smoothed.init_labels_ == j].mean(axis=0) for j in range(smoothed.n_clusters)])
+    np.testing.assert_allclose(smoothed.cluster_centers_, means, rtol=1e-5, atol=1e-6)
+    # the labels are k-means' on the smoothed embedding, with the fit's own seed
+    seed = int(np.random.RandomState(0).randint(np.iinfo(np.int32).max))
+    S = smooth_on_neighbors(torch.from_numpy(Z), nearest_neighbors(torch.from_numpy(Z), 5), 8).numpy()
+    kmeans = KMeans(smoothed.n_clusters, n_init=smoothed.n_init, random_state=seed).fit(S)
+    np.testing.assert_array_equal(smoothed.init_labels_, kmeans.labels_)
+    # without smoothing (either switch off): k-means' own centres on the same embedding
+    for params in ({"init_smoothing": 0}, {"n_neighbors": 0}):
+        plain = make(kind, n_neighbors=5, init_smoothing=8, max_epochs=0).set_params(**params).fit(X)
+        np.testing.assert_array_equal(plain.transform(X), Z)  # same pretraining
+        kmeans = KMeans(plain.n_clusters, n_init=plain.n_init, random_state=seed).fit(Z)
+        np.testing.assert_allclose(plain.cluster_centers_, kmeans.cluster_centers_, rtol=1e-5, atol=1e-6)
+    assert not np.array_equal(plain.init_labels_, smoothed.init_labels_)
 
 
 def test_duplicated_rows_with_many_clusters_stay_finite():

@@ -15,7 +15,7 @@ from skorch.history import History
 from torch import nn
 
 from deepcluster_sk import DeepFuzzyCMeans
-from deepcluster_sk._training import ClusterMonitor, TensorBatchIterator, TrainingObjective, nearest_neighbors
+from deepcluster_sk._training import ClusterMonitor, TensorBatchIterator, TrainingObjective
 from deepcluster_sk.augment import ImageAugment, build_augment
 from deepcluster_sk.losses import (
     clustering_loss,
@@ -205,24 +205,6 @@ def test_starved_cluster_takes_half_of_the_widest_cluster(split_below, n_split):
 
 
 # -- neighbour consistency -----------------------------------------------------
-def test_nearest_neighbors_match_scikit_learn():
-    from sklearn.neighbors import NearestNeighbors
-
-    Z = torch.randn(300, 5, generator=torch.Generator().manual_seed(0))
-    ours = nearest_neighbors(Z, 7, block_size=64 * 300)  # 64 rows a block
-    _, theirs = NearestNeighbors(n_neighbors=8).fit(Z.numpy()).kneighbors(Z.numpy())
-    assert ours.shape == (300, 7)
-    assert (ours != torch.arange(300)[:, None]).all()  # never itself
-    for row, ref in zip(ours.tolist(), theirs[:, 1:].tolist()):
-        assert set(row) == set(ref)
-
-
-def test_nearest_neighbors_are_clipped_to_the_other_rows():
-    Z = torch.tensor([[0.0], [1.0], [3.0]])
-    assert nearest_neighbors(Z, 10).tolist() == [[1, 2], [0, 2], [1, 0]]
-    assert nearest_neighbors(Z[:1], 5).tolist() == [[0]]
-
-
 @pytest.mark.parametrize("source", ["tensor", "ndarray", "memmap"])
 def test_batches_come_with_a_neighbour_of_each_row(source, tmp_path):
     n = 50

@@ -1,0 +1,118 @@
+"""The neighbour graph: search, smoothing, normalized cut and its refinement moves."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
+
+from deepcluster_sk.graph import (
+    nearest_neighbors,
+    normalized_cut,
+    refine_by_normalized_cut,
+    smooth_on_neighbors,
+)
+
+
+def test_nearest_neighbors_match_scikit_learn():
+    from sklearn.neighbors import NearestNeighbors
+
+    Z = torch.randn(300, 5, generator=torch.Generator().manual_seed(0))
+    ours = nearest_neighbors(Z, 7, block_size=64 * 300)  # 64 rows a block
+    _, theirs = NearestNeighbors(n_neighbors=8).fit(Z.numpy()).kneighbors(Z.numpy())
+    assert ours.shape == (300, 7)
+    assert (ours != torch.arange(300)[:, None]).all()  # never itself
+    for row, ref in zip(ours.tolist(), theirs[:, 1:].tolist()):
+        assert set(row) == set(ref)
+
+
+def test_nearest_neighbors_are_clipped_to_the_other_rows():
+    Z = torch.tensor([[0.0], [1.0], [3.0]])
+    assert nearest_neighbors(Z, 10).tolist() == [[1, 2], [0, 2], [1, 0]]
+    assert nearest_neighbors(Z[:1], 5).tolist() == [[0]]
+
+
+def test_neighbour_smoothing_is_a_lazy_random_walk():
+    Z = torch.from_numpy(np.random.RandomState(0).randn(40, 3).astype(np.float32))
+    neighbors = nearest_neighbors(Z, 4)
+    walk = 0.5 * np.eye(40)
+    np.add.at(walk, (np.arange(40)[:, None], neighbors.numpy()), 0.5 / 4)
+    expected = np.linalg.matrix_power(walk, 7) @ Z.numpy().astype(np.float64)
+    np.testing.assert_allclose(smooth_on_neighbors(Z, neighbors, 7).numpy(), expected, rtol=1e-4, atol=1e-5)
+    assert torch.equal(smooth_on_neighbors(Z, neighbors, 0), Z)
+
+
+def test_neighbour_smoothing_lets_kmeans_follow_the_graph():
+    # two parallel strips, 3 long and 1 apart: k-means cuts both across
+    # (a left and a right half); no neighbour links the strips, so averaging
+    # over neighbours shrinks each along its length and k-means separates them
+    x = np.tile(np.linspace(0.0, 3.0, 30), 2)
+    strip = np.repeat([0, 1], 30)
+    Z = torch.from_numpy(np.c_[x, strip].astype(np.float32))
+    neighbors = nearest_neighbors(Z, 5)
+    assert (strip[neighbors.numpy()] == strip[:, None]).all()
+    raw = KMeans(2, n_init=10, random_state=0).fit(Z.numpy()).labels_
+    smoothed = KMeans(2, n_init=10, random_state=0).fit(smooth_on_neighbors(Z, neighbors, 64).numpy()).labels_
+    assert adjusted_rand_score(strip, raw) < 0.1
+    assert adjusted_rand_score(strip, smoothed) == 1.0
+
+
+def _two_blobs_cut_wrongly():
+    """Three tight classes, labelled as k-means often labels digits.
+
+    Class 0 (two lobes of one dense chain) is cut into clusters 0 and 1;
+    classes 1 and 2, far from each other in the graph but near in distance,
+    share cluster 2.
+    """
+    rng = np.random.RandomState(0)
+    chain = np.c_[np.linspace(0.0, 6.0, 60), np.zeros(60)]  # one class, long
+    a = rng.normal([0.0, 4.0], 0.1, size=(30, 2))
+    b = rng.normal([0.8, 4.0], 0.1, size=(30, 2))
+    X = np.r_[chain, a, b]
+    y = np.repeat([0, 1, 2], [60, 30, 30])
+    labels = np.r_[np.repeat([0, 1], 30), np.full(60, 2)]
+    return X, y, labels
+
+
+def test_normalized_cut_counts_edges_leaving_each_cluster():
+    neighbors = np.array([[1], [0], [3], [2], [0]])
+    # symmetrised edges: 0-1 (twice), 2-3 (twice), 4-0
+    assert normalized_cut([0, 0, 1, 1, 0], neighbors) == 0.0
+    # row 4 alone: both ends of its one edge are cut edges
+    assert normalized_cut([0, 0, 1, 1, 2], neighbors) == pytest.approx(2 / 10 + 0 + 2 / 2)
+    labels = [0, 0, 1, 1, 2]
+    # an empty cluster adds nothing
+    assert normalized_cut(labels, neighbors, n_clusters=4) == normalized_cut(labels, neighbors)
+
+
+def test_refinement_merges_the_cut_class_and_splits_the_merged_one():
+    X, y, labels = _two_blobs_cut_wrongly()
+    neighbors = nearest_neighbors(torch.from_numpy(X).float(), 5).numpy()
+    assert adjusted_rand_score(y, labels) < 0.6
+    new, n_moves = refine_by_normalized_cut(labels, X, neighbors, 3, random_state=0)
+    assert n_moves == 1
+    assert adjusted_rand_score(y, new) == 1.0
+    assert normalized_cut(new, neighbors) < normalized_cut(labels, neighbors)
+    assert np.array_equal(labels, np.r_[np.repeat([0, 1], 30), np.full(60, 2)])  # input untouched
+    # the graph's partition is a fixed point
+    again, n_again = refine_by_normalized_cut(new, X, neighbors, 3, random_state=0)
+    assert n_again == 0 and np.array_equal(again, new)
+    # max_moves=0 and fewer than three clusters: nothing to do
+    assert refine_by_normalized_cut(labels, X, neighbors, 3, max_moves=0)[1] == 0
+    assert refine_by_normalized_cut(np.zeros(len(X), int), X, neighbors, 1)[1] == 0
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), n_clusters=st.integers(3, 6))
+def test_refinement_never_raises_the_cut_nor_changes_the_cluster_count(seed, n_clusters):
+    rng = np.random.RandomState(seed)
+    X = rng.randn(80, 2)
+    neighbors = nearest_neighbors(torch.from_numpy(X).float(), 4).numpy()
+    labels = np.r_[np.arange(n_clusters), rng.randint(0, n_clusters, 80 - n_clusters)]
+    new, n_moves = refine_by_normalized_cut(labels, X, neighbors, n_clusters, random_state=seed)
+    assert normalized_cut(new, neighbors, n_clusters) <= normalized_cut(labels, neighbors, n_clusters) + 1e-12
+    assert sorted(set(new.tolist())) == list(range(n_clusters))  # every cluster still in use
+    if n_moves:
+        assert normalized_cut(new, neighbors, n_clusters) < normalized_cut(labels, neighbors, n_clusters)
