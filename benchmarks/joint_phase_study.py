@@ -55,15 +55,16 @@ def _parse_variant(text):
     return name, {key: _value(value) for key, value in (item.split("=", 1) for item in items)}
 
 
-def _pretrained(X, n_clusters, seed, precision, cache):
+def _pretrained(X, n_clusters, seed, precision, cache, init_smoothing=0):
     from deepcluster_sk import DeepFuzzyCMeans
 
     if cache and os.path.exists(cache):
         with open(cache, "rb") as fh:
             return pickle.load(fh), None
     start = time.perf_counter()
-    # max_epochs=0: pretraining and the k-means++ centres only
-    est = DeepFuzzyCMeans(n_clusters, random_state=seed, precision=precision, max_epochs=0).fit(X)
+    # max_epochs=0: pretraining and the initial centres only
+    est = DeepFuzzyCMeans(n_clusters, random_state=seed, precision=precision, max_epochs=0,
+                          init_smoothing=init_smoothing).fit(X)
     seconds = round(time.perf_counter() - start, 1)
     if cache:
         with open(cache, "wb") as fh:
@@ -137,6 +138,9 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=10, help="joint epochs per variant")
     parser.add_argument("--variants", nargs="+", default=["dfcm", "dmec"])
     parser.add_argument("--cache", default=None, help="pickle of the pretrained model")
+    parser.add_argument("--init-smoothing", type=int, default=0,
+                        help="the estimators' init_smoothing for the shared initialisation; "
+                             "0 (plain k-means on the embedding) for the user guide's figures")
     parser.add_argument("--skip-fixed", action="store_true",
                         help="skip the classic updates on the fixed embedding")
     parser.add_argument("--out", default=None, help="also append JSON lines to this file")
@@ -145,7 +149,7 @@ def main(argv=None):
     bunch = _load(args.dataset, args.data_dir)
     X, y = bunch.data, bunch.target
     n_clusters = len(np.unique(y))
-    pre, pretrain_s = _pretrained(X, n_clusters, args.seed, args.precision, args.cache)
+    pre, pretrain_s = _pretrained(X, n_clusters, args.seed, args.precision, args.cache, args.init_smoothing)
     base = {"dataset": args.dataset, "seed": args.seed, "precision": args.precision}
     out = open(args.out, "a") if args.out else None
 

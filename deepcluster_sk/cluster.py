@@ -136,8 +136,9 @@ _SHARED_PARAMETERS = """\
 
     init_refine : bool, default=True
         After that k-means, merge two clusters and split a third in two
-        (2-means on the smoothed rows) for as long as such a move lowers
-        the normalized cut of the neighbour graph
+        (2-means on the smoothed rows) while such a move lowers the
+        normalized cut of the neighbour graph without making the cluster
+        sizes less even
         (:func:`~deepcluster_sk.graph.refine_by_normalized_cut`). This
         undoes k-means' typical mistake on digits: one class cut in two,
         two similar classes merged. ``n_init_moves_`` counts the moves.

@@ -124,6 +124,12 @@ def _cut_ratios(links):
     return np.divide(cut, volume, out=np.zeros_like(cut), where=volume > 0)
 
 
+def _entropy_terms(sizes, n):
+    """``-p log p`` of each cluster's share ``p = size / n`` (0 for empty clusters)."""
+    p = sizes / n
+    return -p * np.log(np.where(p > 0, p, 1.0))
+
+
 def normalized_cut(labels, neighbors, n_clusters=None):
     """Normalized cut of a partition of the symmetrised nearest-neighbour graph.
 
@@ -157,19 +163,25 @@ def normalized_cut(labels, neighbors, n_clusters=None):
 
 
 def refine_by_normalized_cut(labels, X, neighbors, n_clusters, *, random_state=None, max_moves=None):
-    """Merge two clusters and split a third while the graph's normalized cut falls.
+    """Merge two clusters and split a third while the neighbour graph prefers it.
 
     k-means on an embedding can cut one dense class in two and merge two
     nearby classes into one cluster: a cheap partition by distance, an
     expensive one by the neighbour graph, since many edges join the halves
-    of the class that was cut. Each move merges the pair of clusters and
-    splits (2-means on ``X``) the third cluster that together lower
-    :func:`normalized_cut` the most; moves repeat while it falls. The
-    number of clusters never changes.
+    of the class that was cut. A move merges two clusters and splits a third
+    in two (2-means on ``X``), so the number of clusters stays the same.
+
+    A move is allowed when it lowers :func:`normalized_cut` and does not
+    lower the entropy of the cluster sizes. The entropy condition stops the
+    graph from merging two classes that overlap (iris' versicolor and
+    virginica) only to split a third that is merely wide. Among the allowed
+    moves, the one that lowers ``normalized_cut - entropy`` most is made;
+    this is SCAN's trade-off between agreeing neighbours and balanced
+    clusters, on hard labels. Moves repeat until none is allowed.
 
     Every candidate move is scored from cluster-to-cluster edge counts:
     one 2-means split and one edge count per cluster, then
-    ``O(n_clusters**2)`` arithmetic, so a move costs about as much as one
+    ``O(n_clusters**3)`` arithmetic, so a move costs about as much as one
     k-means pass over ``X``.
 
     Parameters
@@ -198,12 +210,12 @@ def refine_by_normalized_cut(labels, X, neighbors, n_clusters, *, random_state=N
 
     >>> import numpy as np
     >>> ring = lambda start, size: [[start + (i + 1) % size] for i in range(size)]
-    >>> neighbors = np.array(ring(0, 40) + ring(40, 10) + ring(50, 10))
-    >>> X = np.repeat([[0.0], [1.0], [5.0], [9.0]], [20, 20, 10, 10], axis=0)
-    >>> labels = np.repeat([0, 1, 2], 20)
+    >>> neighbors = np.array(ring(0, 20) + ring(20, 20) + ring(40, 20))
+    >>> X = np.repeat([[0.0], [1.0], [5.0], [9.0]], [10, 10, 20, 20], axis=0)
+    >>> labels = np.repeat([0, 1, 2], [10, 10, 40])
     >>> new, n_moves = refine_by_normalized_cut(labels, X, neighbors, 3, random_state=0)
     >>> n_moves, np.bincount(new).tolist(), normalized_cut(labels, neighbors), normalized_cut(new, neighbors)
-    (1, [40, 10, 10], 0.1, 0.0)
+    (1, [20, 20, 20], 0.2, 0.0)
     """
     labels = np.array(labels, dtype=np.int64)
     X, neighbors = np.asarray(X), np.asarray(neighbors, dtype=np.int64)
@@ -235,13 +247,29 @@ def refine_by_normalized_cut(labels, X, neighbors, n_clusters, *, random_state=N
             halves[c] = members[half == 1]
             split_links = _cluster_links(trial, neighbors, n_clusters + 1)
             split_gain[c] = _cut_ratios(split_links)[[c, n_clusters]].sum() - ratios[c]
-        best, by_split = (0.0, None), np.argsort(split_gain, kind="stable")
-        for a in range(n_clusters):
-            for b in range(a + 1, n_clusters):
-                c = next(c for c in by_split if c not in (a, b))
-                gain = merge_gain[a, b] + split_gain[c]
-                if gain < best[0] - 1e-12:  # inf when c cannot be split
-                    best = (gain, (a, b, c))
+        # the move must not make the cluster sizes less even (their entropy
+        # must not fall): a graph cut alone would happily merge two classes
+        # that overlap and split a third that is merely wide
+        sizes = np.bincount(labels, minlength=n_clusters).astype(np.float64)
+        size_entropy = _entropy_terms(sizes, len(labels))
+        merge_entropy = _entropy_terms(sizes[:, None] + sizes[None, :], len(labels))
+        merge_entropy -= size_entropy[:, None] + size_entropy[None, :]
+        split_entropy = np.full(n_clusters, -np.inf)
+        for c, moved in halves.items():
+            halves_sizes = np.array([sizes[c] - len(moved), len(moved)])
+            split_entropy[c] = _entropy_terms(halves_sizes, len(labels)).sum() - size_entropy[c]
+        best = (0.0, None)
+        for a in range(n_clusters):  # every (a, b, c) at once for each a: O(n_clusters**2) memory
+            cut_gain = merge_gain[a][:, None] + split_gain[None, :]
+            entropy_gain = merge_entropy[a][:, None] + split_entropy[None, :]
+            allowed = (cut_gain < -1e-12) & (entropy_gain >= -1e-12)
+            allowed[: a + 1] = False  # b > a
+            allowed[:, a] = False
+            np.fill_diagonal(allowed, False)  # c != b
+            score = np.where(allowed, cut_gain - entropy_gain, np.inf)
+            b, c = np.unravel_index(score.argmin(), score.shape)
+            if score[b, c] < best[0]:
+                best = (score[b, c], (a, b, c))
         if best[1] is None:
             break
         a, b, c = best[1]

@@ -104,6 +104,19 @@ def test_refinement_merges_the_cut_class_and_splits_the_merged_one():
     assert refine_by_normalized_cut(np.zeros(len(X), int), X, neighbors, 1)[1] == 0
 
 
+def test_refinement_never_makes_cluster_sizes_less_even():
+    # as in the docstring example, but the two rings of cluster 2 are small:
+    # the move that removes every cut edge would turn sizes 20/20/20 into
+    # 40/10/10, as a graph cut merges two overlapping classes (iris'
+    # versicolor and virginica) and splits a third; it is refused
+    ring = lambda start, size: [[start + (i + 1) % size] for i in range(size)]  # noqa: E731
+    neighbors = np.array(ring(0, 40) + ring(40, 10) + ring(50, 10))
+    X = np.repeat([[0.0], [1.0], [5.0], [9.0]], [20, 20, 10, 10], axis=0)
+    labels = np.repeat([0, 1, 2], 20)
+    new, n_moves = refine_by_normalized_cut(labels, X, neighbors, 3, random_state=0)
+    assert n_moves == 0 and np.array_equal(new, labels)
+
+
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 10_000), n_clusters=st.integers(3, 6))
 def test_refinement_never_raises_the_cut_nor_changes_the_cluster_count(seed, n_clusters):

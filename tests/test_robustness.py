@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
 import scipy.sparse as sp
 import torch
 from skorch.callbacks import Callback
@@ -29,7 +30,7 @@ from torch import nn
 
 import deepcluster_sk._base as base_module
 from deepcluster_sk import ContrastiveEmbedder, DeepFuzzyCMeans, DeepMEC
-from deepcluster_sk.graph import nearest_neighbors, smooth_on_neighbors
+from deepcluster_sk.graph import nearest_neighbors, refine_by_normalized_cut, smooth_on_neighbors
 
 torch.set_num_threads(1)
 
@@ -235,7 +236,8 @@ INVALID_PARAMS = {
              ({"hidden_layer_sizes": (16, -2)}, "hidden_layer_sizes must be positive"),
              ({"pretrain": "contrastive"}, "need augmented views"),
              ({"split_below": 1.0}, "'split_below' parameter"), ({"split_below": -0.1}, "'split_below' parameter"),
-             ({"n_neighbors": -1}, "'n_neighbors' parameter"), ({"n_neighbors": 2.5}, "'n_neighbors' parameter"),
+             ({"n_neighbors": -1}, "'n_neighbors' parameter"),
+             ({"n_neighbors": 2.5}, "'n_neighbors' parameter"),
              ({"init_smoothing": -1}, "'init_smoothing' parameter"),
              ({"init_smoothing": 0.5}, "'init_smoothing' parameter")],
     "mec": [({"gamma": 0.0}, "'gamma' parameter"), ({"gamma": -1.0}, "'gamma' parameter"),
@@ -417,6 +419,13 @@ def test_smoothed_initialisation_centres_are_cluster_means_of_the_embedding(kind
     S = smooth_on_neighbors(torch.from_numpy(Z), nearest_neighbors(torch.from_numpy(Z), 5), 8).numpy()
     kmeans = KMeans(smoothed.n_clusters, n_init=smoothed.n_init, random_state=seed).fit(S)
     np.testing.assert_array_equal(smoothed.init_labels_, kmeans.labels_)
+    assert smoothed.n_init_moves_ == 0
+    # refined: the merge-and-split moves on that partition, same seed
+    refined = make(kind, n_neighbors=5, init_smoothing=8, max_epochs=0).fit(X)
+    graph = nearest_neighbors(torch.from_numpy(Z), 5).numpy()
+    labels, n_moves = refine_by_normalized_cut(kmeans.labels_, S, graph, 3, random_state=seed)
+    np.testing.assert_array_equal(refined.init_labels_, labels)
+    assert refined.n_init_moves_ == n_moves
     # without smoothing (either switch off): k-means' own centres on the same embedding
     for params in ({"init_smoothing": 0}, {"n_neighbors": 0}):
         plain = make(kind, n_neighbors=5, init_smoothing=8, max_epochs=0).set_params(**params).fit(X)
@@ -424,6 +433,26 @@ def test_smoothed_initialisation_centres_are_cluster_means_of_the_embedding(kind
         kmeans = KMeans(plain.n_clusters, n_init=plain.n_init, random_state=seed).fit(Z)
         np.testing.assert_allclose(plain.cluster_centers_, kmeans.cluster_centers_, rtol=1e-5, atol=1e-6)
     assert not np.array_equal(plain.init_labels_, smoothed.init_labels_)
+
+
+@pytest.mark.parametrize("kind", CLUSTERERS)
+def test_refined_initialisation_undoes_a_cut_class_and_a_merged_pair(kind):
+    # identity encoder, no training: the initialisation alone. A long chain
+    # (one class) and two close blobs: k-means cuts the chain in two and
+    # merges the blobs; one merge-and-split move on the graph undoes both
+    rng = np.random.RandomState(0)
+    chain = np.c_[np.linspace(0.0, 6.0, 60), np.zeros(60)]
+    blobs = np.r_[rng.normal([0.0, 4.0], 0.1, size=(30, 2)), rng.normal([0.8, 4.0], 0.1, size=(30, 2))]
+    X2, y2 = np.r_[chain, blobs].astype(np.float32), np.repeat([0, 1, 2], [60, 30, 30])
+    params = dict(n_clusters=3, encoder=torch.nn.Identity(), pretrain_epochs=0, max_epochs=0,
+                  n_neighbors=5, init_smoothing=1, random_state=0, device="cpu")
+    cls = {"dfcm": DeepFuzzyCMeans, "mec": DeepMEC}[kind]
+    plain = cls(init_refine=False, **params).fit(X2)
+    assert plain.n_init_moves_ == 0 and adjusted_rand_score(y2, plain.labels_) < 0.6
+    refined = cls(**params).fit(X2)
+    assert refined.n_init_moves_ == 1
+    assert adjusted_rand_score(y2, refined.init_labels_) == 1.0
+    assert adjusted_rand_score(y2, refined.labels_) == 1.0  # the centres are the refined clusters' means
 
 
 def test_duplicated_rows_with_many_clusters_stay_finite():
