@@ -72,9 +72,9 @@ class TensorBatchIterator:
         Device batches are moved to.
     neighbors : torch.Tensor of shape (n_samples, k) or None
         Row indices of each row's nearest neighbours
-        (:func:`deepcluster_sk.graph.nearest_neighbors`). When set, each batch comes with one
-        randomly chosen neighbour of each of its rows, in the place of
-        ``y``; otherwise ``y`` is None.
+        (:func:`deepcluster_sk.graph.nearest_neighbors`). When set, each
+        batch comes with one randomly chosen neighbour of each of its rows,
+        in the place of ``y``; otherwise ``y`` is None.
     """
 
     def __init__(self, dataset, batch_size=256, shuffle=False, generator=None, device=None,

@@ -132,7 +132,9 @@ _SHARED_PARAMETERS = """\
         rows, which keep what neighbours share, such as the cluster a
         region belongs to, and lose the noise between them; each initial
         centre is the mean of its cluster's unsmoothed rows. 0 gives plain
-        k-means++ on the embedding.
+        k-means++ on the embedding. With ``init_refine``, the initial labels
+        scored ACC 0.956 on MNIST and 0.938 on USPS (three seeds), against
+        0.771 and 0.706 for plain k-means++ (README table).
 
     init_refine : bool, default=True
         After that k-means, merge two clusters and split a third in two
