@@ -27,8 +27,8 @@ import torch
 from sklearn.cluster import KMeans
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from joint_phase_study import _pretrained  # noqa: E402
-from run_benchmark import _load, _scores  # noqa: E402
+from joint_phase_study import add_pretrained_arguments, load_pretrained  # noqa: E402
+from run_benchmark import _scores  # noqa: E402
 
 from deepcluster_sk.graph import (  # noqa: E402
     nearest_neighbors,
@@ -40,19 +40,12 @@ from deepcluster_sk.graph import (  # noqa: E402
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="usps", choices=["digits", "usps", "mnist"])
-    parser.add_argument("--data-dir", default=None, help="folder with usps.npz / mnist.npz")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--precision", default="bf16")
+    add_pretrained_arguments(parser)
     parser.add_argument("--n-neighbors", type=int, default=10)
     parser.add_argument("--steps", type=int, nargs="+", default=[8, 16, 32, 64, 128])
-    parser.add_argument("--cache", default=None, help="pickle of the pretrained model")
     args = parser.parse_args(argv)
 
-    bunch = _load(args.dataset, args.data_dir)
-    X, y = bunch.data, bunch.target
-    n_clusters = len(np.unique(y))
-    pre, _ = _pretrained(X, n_clusters, args.seed, args.precision, args.cache)
+    X, y, n_clusters, pre, _ = load_pretrained(args)
     Z = torch.from_numpy(pre.transform(X))
     neighbors = nearest_neighbors(Z, args.n_neighbors)
     seed = int(np.random.RandomState(args.seed).randint(np.iinfo(np.int32).max))  # as the estimators

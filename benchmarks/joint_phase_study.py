@@ -72,6 +72,28 @@ def _pretrained(X, n_clusters, seed, precision, cache, init_smoothing=0):
     return est, seconds
 
 
+def add_pretrained_arguments(parser):
+    """The options of a study that starts from one (cached) pretrained model."""
+    parser.add_argument("--dataset", default="usps", choices=["digits", "usps", "mnist"])
+    parser.add_argument("--data-dir", default=None, help="folder with usps.npz / mnist.npz")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--precision", default="bf16")
+    parser.add_argument("--cache", default=None, help="pickle of the pretrained model")
+
+
+def load_pretrained(args, init_smoothing=0):
+    """Data and pretrained model of :func:`add_pretrained_arguments`' options.
+
+    Returns ``(X, y, n_clusters, model, pretrain_seconds)``; the seconds are
+    None when the model came from ``--cache``.
+    """
+    bunch = _load(args.dataset, args.data_dir)
+    X, y = bunch.data, bunch.target
+    n_clusters = len(np.unique(y))
+    pre, seconds = _pretrained(X, n_clusters, args.seed, args.precision, args.cache, init_smoothing)
+    return X, y, n_clusters, pre, seconds
+
+
 def fixed_embedding_rows(pre, X, y, n_iter=100):
     """Classic alternating FCM / MEC on the pretrained embedding, from its k-means centres."""
     from deepcluster_sk.losses import total_scatter
@@ -131,13 +153,9 @@ def run_variant(pre, X, y, name, params, epochs, seed, precision):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="usps", choices=["digits", "usps", "mnist"])
-    parser.add_argument("--data-dir", default=None, help="folder with usps.npz / mnist.npz")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--precision", default="bf16")
+    add_pretrained_arguments(parser)
     parser.add_argument("--epochs", type=int, default=10, help="joint epochs per variant")
     parser.add_argument("--variants", nargs="+", default=["dfcm", "dmec"])
-    parser.add_argument("--cache", default=None, help="pickle of the pretrained model")
     parser.add_argument("--init-smoothing", type=int, default=0,
                         help="the estimators' init_smoothing for the shared initialisation; "
                              "0 (plain k-means on the embedding) for the user guide's figures")
@@ -146,10 +164,7 @@ def main(argv=None):
     parser.add_argument("--out", default=None, help="also append JSON lines to this file")
     args = parser.parse_args(argv)
 
-    bunch = _load(args.dataset, args.data_dir)
-    X, y = bunch.data, bunch.target
-    n_clusters = len(np.unique(y))
-    pre, pretrain_s = _pretrained(X, n_clusters, args.seed, args.precision, args.cache, args.init_smoothing)
+    X, y, n_clusters, pre, pretrain_s = load_pretrained(args, args.init_smoothing)
     base = {"dataset": args.dataset, "seed": args.seed, "precision": args.precision}
     out = open(args.out, "a") if args.out else None
 
