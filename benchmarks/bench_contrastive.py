@@ -45,6 +45,7 @@ def main(argv=None):
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--out", default=None, help="append the JSON lines to this file")
     args = parser.parse_args(argv)
     extra = {k: json.loads(v) if v[:1] in "[{0123456789.-" else v
              for k, v in (item.split("=", 1) for item in args.set)}
@@ -76,12 +77,24 @@ def main(argv=None):
             }
             rows.append(row)
             print(json.dumps(row), flush=True)
+            if args.out:
+                with open(args.out, "a") as fh:
+                    fh.write(json.dumps(row) + "\n")
     print("\n| dataset | seed | KMeans ACC | NMI | ARI | probe 1% | probe 10% | fit s | s/epoch |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['dataset']} | {r['seed']} | {r['kmeans_acc']:.3f} | {r['kmeans_nmi']:.3f} | "
               f"{r['kmeans_ari']:.3f} | {r['probe_1pct']:.3f} | {r['probe_10pct']:.3f} | {r['fit_s']} | "
               f"{r['s_per_epoch']} |")
+    print("\n| dataset | seeds | KMeans ACC | NMI | ARI | probe 1% | probe 10% | fit s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name in args.datasets:
+        group = [r for r in rows if r["dataset"] == name]
+        mean = {k: np.mean([r[k] for r in group]) for k in
+                ("kmeans_acc", "kmeans_nmi", "kmeans_ari", "probe_1pct", "probe_10pct", "fit_s")}
+        print(f"| {name} | {len(group)} | {mean['kmeans_acc']:.3f} | {mean['kmeans_nmi']:.3f} | "
+              f"{mean['kmeans_ari']:.3f} | {mean['probe_1pct']:.3f} | {mean['probe_10pct']:.3f} | "
+              f"{mean['fit_s']:.0f} |")
 
 
 if __name__ == "__main__":

@@ -54,7 +54,10 @@ _SHARED_PARAMETERS = """\
 
     pretrain_epochs : int or 'auto', default='auto'
         Epochs of pretraining. ``'auto'`` aims for about 5000 gradient steps,
-        clipped to 20-200 epochs. 0 skips pretraining.
+        clipped to 20-200 epochs. 0 skips pretraining. With
+        ``augment='affine'`` on digit images, about three times as many
+        steps scored best (USPS: 400 epochs, ACC 0.978; MNIST: 60 epochs,
+        ACC 0.978; the user guide's "Augmentation" section).
 
     max_epochs : int, default=100
         Maximum epochs of joint training (stops earlier on ``tol``).
