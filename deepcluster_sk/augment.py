@@ -15,10 +15,54 @@ Every augmenter is a ``torch.nn.Module`` mapping ``(batch, n_features)`` to
 the same shape; any callable with that contract can be passed instead.
 """
 
+import threading
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
-__all__ = ["ImageAugment", "TabularAugment", "build_augment"]
+__all__ = ["ImageAugment", "TabularAugment", "build_augment", "draw_views", "seeded_global_rng"]
+
+#: Serialises the code that must draw from torch's global generator (kornia's
+#: parameter sampling, weight initialisation), so concurrent fits in threads
+#: each see their own seeded stream.
+_GLOBAL_RNG_LOCK = threading.RLock()
+
+
+@contextmanager
+def seeded_global_rng(seed, device=None):
+    """Run a block on torch's global generator seeded with ``seed``, then restore it.
+
+    Holds a process-wide lock meanwhile, so two fits in two threads cannot
+    interleave their draws; the global state outside the block is left as
+    it was (``torch.random.fork_rng``).
+    """
+    devices = [device] if device is not None and torch.device(device).type == "cuda" else []
+    with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def draw_views(augment, X, n_views, generator):
+    """``n_views`` random views of the batch ``X``, stacked along rows.
+
+    Every random draw of ``augment`` (kornia's or a user callable's, which
+    use torch's global generator) is seeded from ``generator``, the fit's
+    own: results do not depend on what other threads draw meanwhile.
+
+    Examples
+    --------
+    >>> import torch
+    >>> X = torch.zeros(4, 3)
+    >>> noisy = lambda B: B + torch.randn_like(B)
+    >>> a = draw_views(noisy, X, 2, torch.Generator().manual_seed(0))
+    >>> b = draw_views(noisy, X, 2, torch.Generator().manual_seed(0))
+    >>> a.shape, bool(torch.equal(a, b))
+    (torch.Size([8, 3]), True)
+    """
+    seed = int(torch.randint(2**62, (), generator=generator))
+    with seeded_global_rng(seed, X.device), torch.no_grad():
+        return torch.cat([augment(X) for _ in range(n_views)])
 
 
 class ImageAugment(nn.Module):

@@ -2,14 +2,14 @@
 
 Both are thin: parameters and which membership rule of
 :mod:`deepcluster_sk.memberships` they use. Training lives in
-:class:`deepcluster_sk._base.BaseDeepClusterer`.
+:class:`deepcluster_sk._clusterer.BaseDeepClusterer`.
 """
 
 from numbers import Real
 
 from sklearn.utils._param_validation import Interval
 
-from ._base import BaseDeepClusterer
+from ._clusterer import BaseDeepClusterer
 from .memberships import FuzzyCMeansRule, MaxEntropyRule
 
 __all__ = ["DeepFuzzyCMeans", "DeepMEC"]
@@ -79,14 +79,16 @@ _SHARED_PARAMETERS = """\
         ``augment``).
 
     consistency_weight : float, default=0.3
-        Weight of the membership-consistency terms of joint training. With
-        ``augment`` set: the cross entropy from the sharpened memberships of
+        Weight of the view-consistency term of joint training (needs
+        ``augment``): the cross entropy from the sharpened memberships of
         each row (DEC's target distribution) to those of a random view of it
-        (:func:`~deepcluster_sk.losses.consistency_loss`). With
-        ``n_neighbors`` set: the agreement of each row's memberships with a
-        nearest neighbour's
-        (:func:`~deepcluster_sk.losses.neighbor_consistency_loss`). 0 turns
-        both off.
+        (:class:`~deepcluster_sk.losses.ViewConsistency`). 0 turns it off.
+
+    neighbor_weight : float, default=0.3
+        Weight of the neighbour-consistency term of joint training (needs
+        ``n_neighbors``): the agreement of each row's memberships with a
+        nearest neighbour's (:class:`~deepcluster_sk.losses.NeighborConsistency`).
+        0 turns it off.
 
     temperature : float, default=0.5
         NT-Xent temperature.
@@ -112,9 +114,10 @@ _SHARED_PARAMETERS = """\
     n_neighbors : int, default=10
         Size of the nearest-neighbour graph built on the pretrained
         embedding (exact search, quadratic in ``n_samples``: about 30 s on
-        one CPU thread for 70,000 samples), used twice; 0 turns both off.
+        one CPU thread for 70,000 samples), used by ``init='graph'`` and by
+        the neighbour-consistency term (``neighbor_weight``); 0 turns both off.
 
-        * Initialisation: see ``init_smoothing``.
+        * Initialisation: see ``init`` and ``init_smoothing``.
         * Neighbour consistency in joint training (SCAN's idea, on soft
           memberships): every batch pairs each row with one of its
           neighbours at random. The term rewards a row and its neighbour
@@ -125,6 +128,18 @@ _SHARED_PARAMETERS = """\
           one cluster absorb others (ACC 0.64 after 30 epochs).
 
         The user guide's "Choosing parameters" page has the figures.
+
+    init : {'graph', 'k-means++'} or callable, default='graph'
+        How the centres are initialised from the pretrained embedding
+        (:mod:`deepcluster_sk.initialization`). ``'graph'``: k-means++ on
+        the embedding smoothed over the neighbour graph, refined by
+        normalized-cut moves (``init_smoothing``, ``init_refine``; plain
+        k-means++ when ``n_neighbors=0`` or ``init_smoothing=0``).
+        ``'k-means++'``: k-means++ with ``n_init`` restarts on the
+        embedding. A callable ``init(Z, n_clusters, *, neighbors,
+        random_state)`` returns integer labels of the rows of ``Z`` (an
+        ndarray of the embedding; ``neighbors`` an (n, k) index array or
+        None); each centre is then its cluster's mean embedding.
 
     init_smoothing : int, default=64
         Steps of neighbour averaging before the k-means++ initialisation
@@ -162,6 +177,8 @@ _SHARED_PARAMETERS = """\
 
     callbacks : list of skorch callbacks, default=None
         Added to both training phases (e.g. ``skorch.callbacks.Checkpoint``).
+        In the joint phase a callback's ``on_epoch_end`` can read
+        ``net.train_labels_``, the training rows' labels after the epoch.
 
     warm_start : bool, default=False
         When True and the estimator is fitted, ``fit`` skips pretraining and
@@ -193,6 +210,9 @@ _ATTRIBUTES = """\
         Labels of the initialisation (k-means on the pretrained embedding,
         smoothed and refined on the neighbour graph when ``n_neighbors`` is
         set), before joint training.
+
+    loss_terms_ : tuple of str
+        Names of the loss terms trained, each a column of ``history_``.
 
     n_init_moves_ : int
         Merge-and-split moves made by ``init_refine``.
@@ -300,68 +320,11 @@ class DeepFuzzyCMeans(BaseDeepClusterer):
         "m": [Interval(Real, 1, None, closed="neither")],
     }
 
-    def __init__(
-        self,
-        n_clusters=8,
-        *,
-        m=2.0,
-        encoder="mlp",
-        hidden_layer_sizes=(500, 500, 2000),
-        latent_dim=10,
-        image_shape=None,
-        pretrain="reconstruction",
-        augment=None,
-        pretrain_epochs="auto",
-        max_epochs=100,
-        batch_size=256,
-        lr=1e-3,
-        recon_weight=0.1,
-        contrastive_weight=0.0,
-        consistency_weight=0.3,
-        temperature=0.5,
-        projection_dim=64,
-        tol=1e-3,
-        split_below=0.0,
-        n_neighbors=10,
-        init_smoothing=64,
-        init_refine=True,
-        n_init=10,
-        precision="fp32",
-        device="auto",
-        callbacks=None,
-        warm_start=False,
-        random_state=None,
-        verbose=0,
-    ):
-        self.n_clusters = n_clusters
+    def __init__(self, n_clusters=8, *, m=2.0, **shared):
+        super().__init__(n_clusters, **shared)
         self.m = m
-        self.encoder = encoder
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.latent_dim = latent_dim
-        self.image_shape = image_shape
-        self.pretrain = pretrain
-        self.augment = augment
-        self.pretrain_epochs = pretrain_epochs
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.recon_weight = recon_weight
-        self.contrastive_weight = contrastive_weight
-        self.consistency_weight = consistency_weight
-        self.temperature = temperature
-        self.projection_dim = projection_dim
-        self.tol = tol
-        self.split_below = split_below
-        self.n_neighbors = n_neighbors
-        self.init_smoothing = init_smoothing
-        self.init_refine = init_refine
-        self.n_init = n_init
-        self.precision = precision
-        self.device = device
-        self.callbacks = callbacks
-        self.warm_start = warm_start
-        self.random_state = random_state
-        self.verbose = verbose
+
+    __init__.__signature__ = BaseDeepClusterer._signature_with(m=2.0)
 
     def _membership_rule(self):
         return FuzzyCMeansRule(float(self.m))
@@ -426,68 +389,11 @@ class DeepMEC(BaseDeepClusterer):
         "gamma": [Interval(Real, 0, None, closed="neither")],
     }
 
-    def __init__(
-        self,
-        n_clusters=8,
-        *,
-        gamma=0.1,
-        encoder="mlp",
-        hidden_layer_sizes=(500, 500, 2000),
-        latent_dim=10,
-        image_shape=None,
-        pretrain="reconstruction",
-        augment=None,
-        pretrain_epochs="auto",
-        max_epochs=100,
-        batch_size=256,
-        lr=1e-3,
-        recon_weight=0.1,
-        contrastive_weight=0.0,
-        consistency_weight=0.3,
-        temperature=0.5,
-        projection_dim=64,
-        tol=1e-3,
-        split_below=0.0,
-        n_neighbors=10,
-        init_smoothing=64,
-        init_refine=True,
-        n_init=10,
-        precision="fp32",
-        device="auto",
-        callbacks=None,
-        warm_start=False,
-        random_state=None,
-        verbose=0,
-    ):
-        self.n_clusters = n_clusters
+    def __init__(self, n_clusters=8, *, gamma=0.1, **shared):
+        super().__init__(n_clusters, **shared)
         self.gamma = gamma
-        self.encoder = encoder
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.latent_dim = latent_dim
-        self.image_shape = image_shape
-        self.pretrain = pretrain
-        self.augment = augment
-        self.pretrain_epochs = pretrain_epochs
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.recon_weight = recon_weight
-        self.contrastive_weight = contrastive_weight
-        self.consistency_weight = consistency_weight
-        self.temperature = temperature
-        self.projection_dim = projection_dim
-        self.tol = tol
-        self.split_below = split_below
-        self.n_neighbors = n_neighbors
-        self.init_smoothing = init_smoothing
-        self.init_refine = init_refine
-        self.n_init = n_init
-        self.precision = precision
-        self.device = device
-        self.callbacks = callbacks
-        self.warm_start = warm_start
-        self.random_state = random_state
-        self.verbose = verbose
+
+    __init__.__signature__ = BaseDeepClusterer._signature_with(gamma=0.1)
 
     def _membership_rule(self):
         return MaxEntropyRule(float(self.gamma))

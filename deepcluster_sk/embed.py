@@ -2,14 +2,14 @@
 
 from numbers import Integral
 
-import torch
-from skorch.callbacks import LRScheduler
 from sklearn.utils._param_validation import Interval
 from torch import nn
 
 from ._base import DeepEstimatorBase
-from ._training import StateSnapshot, TrainingObjective
+from ._data import to_device
+from ._engine import Phase, run_phase
 from .augment import build_augment
+from .losses import NTXent
 from .networks import DeepClusterModule
 
 __all__ = ["ContrastiveEmbedder"]
@@ -170,29 +170,21 @@ class ContrastiveEmbedder(DeepEstimatorBase):
         if self.augment is None:
             raise ValueError("ContrastiveEmbedder needs augment (views to contrast); got None.")
 
-    def _fit(self, X, *, device, amp_dtype, seed):
-        augment = build_augment(self.augment, self.image_shape)
-        encoder, _, head, latent_dim = self._build_networks(X, with_head=True)
-        module = DeepClusterModule(encoder, None, 0, latent_dim, head=head).to(device)
-        snapshot = StateSnapshot()
-        objective = TrainingObjective(
-            recon_weight=0.0, contrastive_weight=1.0, augment=augment, temperature=self.temperature
+    def _fit(self, X, runtime):
+        encoder, _, head, latent_dim = self._build_networks(X, runtime, with_head=True)
+        module = DeepClusterModule(encoder, None, 0, latent_dim, head=head).to(runtime.device)
+        phase = Phase(
+            "contrastive", [NTXent(temperature=self.temperature)], max_epochs=self.max_epochs,
+            lr=self.lr, batch_size=self.batch_size, schedule="cosine",
+            augment=build_augment(self.augment, self.image_shape), on_interrupt="keep",
         )
-        net = self._make_net(
-            module, objective, phase="contrastive", epochs=self.max_epochs,
-            device=device, amp_dtype=amp_dtype,
-            generator=torch.Generator().manual_seed(seed),
-            callbacks=[snapshot, LRScheduler("CosineAnnealingLR", T_max=self.max_epochs)],
-            term_names=(),
-        )
-        self.history_ = self._run_phase(
-            net, self._training_data(X, device), snapshot, "contrastive", keep_on_interrupt=True
-        )
+        self.history_ = run_phase(module, phase, to_device(X, runtime.device), runtime)
         module.head = None
         module.eval()
         self.module_ = module
         self.encoder_ = module.encoder
-        self.device_ = device
+        self.device_ = runtime.device
         self.n_latent_ = latent_dim
         self.n_iter_ = len(self.history_)
+        self.loss_terms_ = phase.term_names
         return self

@@ -10,6 +10,8 @@ import math
 import torch
 from torch import nn
 
+from .losses.clustering import scaled_distances, total_scatter
+
 __all__ = [
     "MLPAutoencoder",
     "ConvAutoencoder",
@@ -169,6 +171,23 @@ class DeepClusterModule(nn.Module):
     batch's scatter, which makes the clustering objective invariant to the
     scale of the embedding (see :func:`deepcluster_sk.losses.clustering_loss`).
 
+    ``forward(X, partner, needs=..., views=...)`` computes, once per batch,
+    the outputs the loss terms of a phase need (:mod:`deepcluster_sk.losses`):
+
+    =========================  ===================================================
+    key                        value
+    =========================  ===================================================
+    ``embedding``              ``encoder(X)``, float32
+    ``reconstruction``         ``decoder`` of the first view's embedding (of
+                               ``X``'s without views), with its
+                               ``reconstruction_target``
+    ``projections``            ``head`` of the two views' embeddings, a pair
+    ``distances``              squared distances of the embedding to the
+                               centres over the batch's total scatter
+    ``view_distances``         the first view's, over the same (fixed) scatter
+    ``neighbor_distances``     ``partner``'s, over the same scatter
+    =========================  ===================================================
+
     Parameters
     ----------
     encoder, decoder : nn.Module or None
@@ -188,8 +207,27 @@ class DeepClusterModule(nn.Module):
         self.centers = nn.Parameter(torch.zeros(n_clusters, latent_dim))
         self.register_buffer("scale", torch.ones(()))
 
-    def forward(self, X):
-        return self.encoder(X)
+    def forward(self, X, partner=None, *, needs=frozenset({"embedding"}), views=None):
+        n = len(X)
+        out = {}
+        Zv = self.encoder(views) if views is not None else None
+        if needs & {"embedding", "distances"} or ("reconstruction" in needs and views is None):
+            out["embedding"] = Z = self.encoder(X)
+        if "reconstruction" in needs:
+            source, out["reconstruction_target"] = (Z, X) if views is None else (Zv[:n], views[:n])
+            out["reconstruction"] = self.decoder(source)
+        if "projections" in needs:
+            P = self.head(Zv)
+            out["projections"] = (P[:n], P[n:])
+        if "distances" in needs:
+            Zf = Z.float()
+            scatter = total_scatter(Zf)
+            out["distances"] = scaled_distances(Zf, self.centers, scatter)
+            if "view_distances" in needs:
+                out["view_distances"] = scaled_distances(Zv[:n].float(), self.centers, scatter.detach())
+            if "neighbor_distances" in needs:
+                out["neighbor_distances"] = scaled_distances(self.encoder(partner).float(), self.centers, scatter)
+        return out
 
 
 def build_autoencoder(encoder, n_features, *, hidden_layer_sizes, latent_dim, image_shape):
@@ -218,7 +256,7 @@ def build_autoencoder(encoder, n_features, *, hidden_layer_sizes, latent_dim, im
         return ae.encoder, ae.decoder
     if isinstance(encoder, nn.Module):
         return encoder, None
-    if isinstance(encoder, tuple) and len(encoder) == 2:
+    if isinstance(encoder, tuple) and len(encoder) == 2 and all(isinstance(m, nn.Module) for m in encoder):
         return encoder[0], encoder[1]
     raise ValueError(
         "encoder must be 'mlp', 'cnn', a torch.nn.Module or an (encoder, decoder) "

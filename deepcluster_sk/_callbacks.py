@@ -1,0 +1,269 @@
+"""skorch callbacks of the training phases.
+
+* :class:`StateSnapshot`: the last finite state; stops on a non-finite loss;
+* :class:`ClusterAssignment`: after each joint epoch, the hard labels of
+  the training rows (one encoding pass, shared by the two below);
+* :class:`CenterReseeder`: re-seeds empty (and, optionally, starved) clusters;
+* :class:`Convergence`: records label changes and stops on ``tol``;
+* :class:`EpochProgress`: a progress bar over a phase's epochs.
+
+The package's callbacks end a phase by raising :class:`StopTraining`, so a
+user's Ctrl-C is never mistaken for one of them.
+"""
+
+import copy
+import math
+import warnings
+
+import numpy as np
+import torch
+from sklearn.cluster import KMeans
+from skorch.callbacks import Callback
+
+from .memberships import squared_distances
+
+__all__ = ["StopTraining", "StateSnapshot", "ClusterAssignment", "CenterReseeder", "Convergence", "EpochProgress"]
+
+
+class StopTraining(KeyboardInterrupt):
+    """Raised by the package's callbacks to end a phase early (converged, NaN).
+
+    A subclass of ``KeyboardInterrupt`` because that is how skorch callbacks
+    stop the loop; the engine tells it apart from a user's Ctrl-C.
+    """
+
+
+class StateSnapshot(Callback):
+    """Keep the module's last finite state; stop on a non-finite loss.
+
+    The state is copied when training begins and after every epoch. When a
+    batch loss is NaN or infinite, the last copy is restored and training
+    stops; ``nonfinite_`` then tells where it happened. ``restore(net)``
+    puts the last copy back, e.g. after a user's interrupt in mid-epoch.
+    """
+
+    def initialize(self):
+        self.state_ = None
+        self.epochs_done_ = 0
+        self.nonfinite_ = None
+        return self
+
+    def _take(self, net):
+        self.state_ = copy.deepcopy(net.module_.state_dict())
+
+    def restore(self, net):
+        net.module_.load_state_dict(self.state_)
+
+    def on_train_begin(self, net, **kwargs):
+        self._take(net)
+        self.epochs_done_ = 0
+        self.nonfinite_ = None
+
+    def on_batch_end(self, net, batch=None, training=False, loss=None, **kwargs):
+        if training and loss is not None and not math.isfinite(loss.item()):
+            self.nonfinite_ = {"epoch": self.epochs_done_ + 1, "value": loss.item()}
+            self.restore(net)
+            raise StopTraining
+
+    def on_epoch_end(self, net, **kwargs):
+        self._take(net)
+        self.epochs_done_ += 1
+
+
+class ClusterAssignment(Callback):
+    """Hard labels of the training rows after every epoch of joint training.
+
+    One pass of the encoder over ``rows`` per epoch gives the embedding
+    ``Z_``, the squared distances ``D_`` to the centres and the labels
+    ``labels_``, which :class:`CenterReseeder` and :class:`Convergence`
+    read. The labels before the first epoch are given (the fit computed
+    them from the initialisation's embedding), so training starts without
+    a second pass with the same weights.
+
+    Parameters
+    ----------
+    rows : row source
+    initial_labels : torch.Tensor of shape (n_samples,)
+    encode : callable
+        ``encode(encoder, rows)`` -> embedding tensor.
+    """
+
+    def __init__(self, rows, initial_labels, encode):
+        self.rows = rows
+        self.initial_labels = initial_labels
+        self.encode = encode
+
+    def initialize(self):
+        self.labels_ = self.previous_labels_ = self.Z_ = self.D_ = None
+        return self
+
+    def on_train_begin(self, net, **kwargs):
+        self.labels_ = self.initial_labels
+
+    def on_epoch_end(self, net, **kwargs):
+        self.Z_ = self.encode(net.module_.encoder, self.rows)
+        self.previous_labels_ = self.labels_
+        self.relabel(net)
+
+    def relabel(self, net):
+        """Recompute distances and labels of ``Z_`` (after centres moved)."""
+        with torch.no_grad():
+            self.D_ = squared_distances(self.Z_, net.module_.centers.detach())
+        self.labels_ = self.D_.argmin(dim=1)
+        net.train_labels_ = self.labels_
+
+    def counts(self, n_clusters):
+        return torch.bincount(self.labels_, minlength=n_clusters)
+
+
+class CenterReseeder(Callback):
+    """Re-seed clusters that lost their samples during joint training.
+
+    An empty cluster's centre moves to the sample farthest from its own
+    centre, as scikit-learn's k-means does. With ``split_below > 0`` a
+    *starved* cluster (fewer than ``split_below`` times the samples it had
+    when training began or was last re-seeded) takes one half of the
+    cluster with the largest within-cluster scatter, split by 2-means.
+    ``n_reseeded_`` counts the re-seeded clusters; each re-seeding warns.
+
+    Parameters
+    ----------
+    assignment : ClusterAssignment
+    split_below : float
+    seed : int
+        Seed of the 2-means splits.
+    """
+
+    def __init__(self, assignment, split_below=0.0, seed=0):
+        self.assignment = assignment
+        self.split_below = split_below
+        self.seed = seed
+
+    def initialize(self):
+        self.n_reseeded_ = 0
+        self.last_ = 0
+        self.reference_sizes_ = None
+        return self
+
+    def on_train_begin(self, net, **kwargs):
+        self.reference_sizes_ = self.assignment.counts(net.module_.centers.shape[0])
+
+    def on_epoch_end(self, net, **kwargs):
+        a = self.assignment
+        counts = a.counts(net.module_.centers.shape[0])
+        n = self._reseed_empty(net, a, counts)
+        if not n and self.split_below > 0:
+            n = self._split_for_starved(net, a, counts)
+        if n:
+            a.relabel(net)
+        self.last_ = n
+        self.n_reseeded_ += n
+        net.history.record("n_reseeded", n)
+
+    def _reseed_empty(self, net, a, counts):
+        empty = torch.nonzero(counts == 0).flatten()
+        if len(empty) == 0:
+            return 0
+        centers = net.module_.centers
+        own = a.D_.gather(1, a.labels_[:, None]).flatten()
+        far = torch.argsort(own, descending=True)[: len(empty)]
+        with torch.no_grad():
+            centers[empty] = a.Z_[far].to(centers.dtype)
+        self.reference_sizes_[empty] = 1  # a new cluster: judged from now on
+        warnings.warn(
+            f"{len(empty)} cluster(s) had no samples after epoch {len(net.history)}; "
+            "re-seeded at the samples farthest from their centres.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return len(empty)
+
+    def _split_for_starved(self, net, a, counts):
+        starved = torch.nonzero(counts < self.split_below * self.reference_sizes_).flatten().tolist()
+        if not starved:
+            return 0
+        centers = net.module_.centers
+        own = a.D_.gather(1, a.labels_[:, None]).flatten()
+        scatter = torch.zeros(centers.shape[0], dtype=own.dtype, device=own.device).index_add_(0, a.labels_, own)
+        scatter[starved] = -1.0  # never split a starved cluster
+        n_split = 0
+        for j in starved:
+            big = int(torch.argmax(scatter))
+            members = a.Z_[a.labels_ == big]
+            if scatter[big] <= 0 or len(members) < 2:
+                break
+            halves = KMeans(2, n_init=3, random_state=self.seed).fit(members.cpu().numpy())
+            with torch.no_grad():
+                centers[[big, j]] = torch.as_tensor(halves.cluster_centers_, dtype=centers.dtype,
+                                                    device=centers.device)
+            sizes = np.bincount(halves.labels_, minlength=2)
+            self.reference_sizes_[big], self.reference_sizes_[j] = int(sizes[0]), int(sizes[1])
+            scatter[big] = -1.0  # split each cluster at most once per epoch
+            n_split += 1
+            warnings.warn(
+                f"cluster {j} shrank to {int(counts[j])} samples after epoch {len(net.history)}; "
+                f"re-seeded by splitting cluster {big} ({len(members)} samples) in two.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return n_split
+
+
+class Convergence(Callback):
+    """DEC's convergence test: stop when fewer than ``tol`` of the labels change.
+
+    Records ``delta_label`` (fraction of hard labels changed in the epoch)
+    and ``cluster_sizes`` in the history. An epoch in which a cluster was
+    re-seeded never stops training.
+
+    Parameters
+    ----------
+    assignment : ClusterAssignment
+    reseeder : CenterReseeder
+    tol : float
+    """
+
+    def __init__(self, assignment, reseeder, tol=1e-3):
+        self.assignment = assignment
+        self.reseeder = reseeder
+        self.tol = tol
+
+    def on_epoch_end(self, net, **kwargs):
+        a = self.assignment
+        delta = float((a.labels_ != a.previous_labels_).float().mean())
+        net.history.record("delta_label", delta)
+        net.history.record("cluster_sizes", a.counts(net.module_.centers.shape[0]).tolist())
+        if delta < self.tol and not self.reseeder.last_:
+            raise StopTraining
+
+
+class EpochProgress(Callback):
+    """A tqdm progress bar over the epochs of one training phase.
+
+    Shows the phase name, epochs done out of the maximum, and the last
+    epoch's training loss (and label change, when monitored).
+
+    Parameters
+    ----------
+    desc : str
+        Label of the bar (the phase).
+    """
+
+    def __init__(self, desc="train"):
+        self.desc = desc
+
+    def on_train_begin(self, net, **kwargs):
+        from tqdm.auto import tqdm
+
+        self.bar_ = tqdm(total=net.max_epochs, desc=self.desc, unit="epoch", leave=True)
+
+    def on_epoch_end(self, net, **kwargs):
+        row = net.history[-1]
+        postfix = {"loss": f"{row.get('train_loss', float('nan')):.4g}"}
+        if "delta_label" in row:
+            postfix["changed"] = f"{row['delta_label']:.2%}"
+        self.bar_.set_postfix(postfix, refresh=False)
+        self.bar_.update(1)
+
+    def on_train_end(self, net, **kwargs):
+        self.bar_.close()

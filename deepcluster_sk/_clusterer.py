@@ -1,0 +1,372 @@
+"""The deep clusterers' fit: three phases declared as values.
+
+1. **pretrain**: the autoencoder's reconstruction and/or SimCLR's NT-Xent;
+2. **initialise**: neighbours in the pretrained embedding and initial
+   centres by an initialisation strategy (:mod:`deepcluster_sk.initialization`);
+3. **joint**: encoder, decoder and centres on the clustering objective
+   plus reconstruction and the consistency terms.
+
+:class:`BaseDeepClusterer` declares each training phase as a
+:class:`~._engine.Phase` (its loss terms from :mod:`deepcluster_sk.losses`)
+and lets :func:`~._engine.run_phase` run it. The concrete classes in
+:mod:`deepcluster_sk.cluster` only add their membership rule's parameter.
+"""
+
+import copy
+import inspect
+from functools import partial
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import ClusterMixin
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from ._base import DeepEstimatorBase
+from ._callbacks import CenterReseeder, ClusterAssignment, Convergence
+from ._data import iter_chunks, sample_rows, to_device
+from ._engine import Phase, encode, run_phase
+from .augment import build_augment, seeded_global_rng
+from .graph import nearest_neighbors
+from .initialization import graph_init, kmeans_init, run_init
+from .losses import Clustering, NeighborConsistency, NTXent, Reconstruction, ViewConsistency, total_scatter
+from .memberships import squared_distances
+from .networks import DeepClusterModule, ProjectionHead
+
+__all__ = ["BaseDeepClusterer"]
+
+#: Gradient steps the automatic pretraining length aims for, and its bounds in epochs.
+_AUTO_PRETRAIN_STEPS = 5000
+_AUTO_PRETRAIN_EPOCHS = (20, 200)
+
+
+class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
+    """Deep soft clustering: pretrain, initialise centres, train jointly.
+
+    Holds every parameter the deep clusterers share (set once here);
+    subclasses add their rule's parameter with :meth:`_signature_with` and
+    implement :meth:`_membership_rule`. See
+    :class:`deepcluster_sk.DeepFuzzyCMeans` for the parameters.
+    """
+
+    _parameter_constraints: dict = {
+        **DeepEstimatorBase._parameter_constraints,
+        "n_clusters": [Interval(Integral, 1, None, closed="left")],
+        "pretrain": [StrOptions({"reconstruction", "contrastive", "both"})],
+        "pretrain_epochs": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
+        "max_epochs": [Interval(Integral, 0, None, closed="left")],
+        "recon_weight": [Interval(Real, 0, None, closed="left")],
+        "contrastive_weight": [Interval(Real, 0, None, closed="left")],
+        "consistency_weight": [Interval(Real, 0, None, closed="left")],
+        "neighbor_weight": [Interval(Real, 0, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "split_below": [Interval(Real, 0, 1, closed="left")],
+        "n_neighbors": [Interval(Integral, 0, None, closed="left")],
+        "init": [StrOptions({"graph", "k-means++"}), callable],
+        "init_smoothing": [Interval(Integral, 0, None, closed="left")],
+        "init_refine": ["boolean"],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "warm_start": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        n_clusters=8,
+        *,
+        encoder="mlp",
+        hidden_layer_sizes=(500, 500, 2000),
+        latent_dim=10,
+        image_shape=None,
+        pretrain="reconstruction",
+        augment=None,
+        pretrain_epochs="auto",
+        max_epochs=100,
+        batch_size=256,
+        lr=1e-3,
+        recon_weight=0.1,
+        contrastive_weight=0.0,
+        consistency_weight=0.3,
+        neighbor_weight=0.3,
+        temperature=0.5,
+        projection_dim=64,
+        tol=1e-3,
+        split_below=0.0,
+        n_neighbors=10,
+        init="graph",
+        init_smoothing=64,
+        init_refine=True,
+        n_init=10,
+        precision="fp32",
+        device="auto",
+        callbacks=None,
+        warm_start=False,
+        random_state=None,
+        verbose=0,
+    ):
+        self.n_clusters = n_clusters
+        self.encoder = encoder
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.latent_dim = latent_dim
+        self.image_shape = image_shape
+        self.pretrain = pretrain
+        self.augment = augment
+        self.pretrain_epochs = pretrain_epochs
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.recon_weight = recon_weight
+        self.contrastive_weight = contrastive_weight
+        self.consistency_weight = consistency_weight
+        self.neighbor_weight = neighbor_weight
+        self.temperature = temperature
+        self.projection_dim = projection_dim
+        self.tol = tol
+        self.split_below = split_below
+        self.n_neighbors = n_neighbors
+        self.init = init
+        self.init_smoothing = init_smoothing
+        self.init_refine = init_refine
+        self.n_init = n_init
+        self.precision = precision
+        self.device = device
+        self.callbacks = callbacks
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @classmethod
+    def _signature_with(cls, **rule_parameters):
+        """The shared ``__init__`` signature plus a rule's keyword parameters.
+
+        A subclass's ``__init__(self, n_clusters=8, *, m=2.0, **shared)``
+        sets this as its ``__signature__``, so scikit-learn's
+        ``get_params`` / ``clone`` see every parameter by name while the
+        shared ones are written once, here.
+        """
+        shared = list(inspect.signature(BaseDeepClusterer.__init__).parameters.values())
+        own = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+               for name, default in rule_parameters.items()]
+        return inspect.Signature([*shared[:2], *own, *shared[2:]])
+
+    def _membership_rule(self):
+        raise NotImplementedError
+
+    def _warm_starting(self):
+        return self.warm_start and hasattr(self, "module_")
+
+    def _check_params(self, X):
+        super()._check_params(X)
+        if self.n_clusters > X.shape[0]:
+            raise ValueError(f"n_clusters={self.n_clusters} must be <= n_samples={X.shape[0]}.")
+        if self._uses_views() and self.augment is None:
+            raise ValueError(
+                f"pretrain={self.pretrain!r} / contrastive_weight={self.contrastive_weight} "
+                "need augmented views: set augment='auto' (or a callable)."
+            )
+
+    def _uses_views(self):
+        """Whether a contrastive term (and so a projection head) is trained."""
+        return self.pretrain != "reconstruction" or self.contrastive_weight > 0
+
+    def _pretrain_epochs(self, n_samples):
+        if self.pretrain_epochs != "auto":
+            return self.pretrain_epochs
+        n_batches = max(1, n_samples // self.batch_size)
+        lo, hi = _AUTO_PRETRAIN_EPOCHS
+        return int(np.clip(round(_AUTO_PRETRAIN_STEPS / n_batches), lo, hi))
+
+    # -- the fit ------------------------------------------------------------
+    def _fit(self, X, runtime):
+        rows = to_device(X, runtime.device)
+        augment = build_augment(self.augment, self.image_shape)
+        # the unit of the reconstruction term: the data's mean feature variance
+        recon_scale = max(float(sample_rows(X, 10000).var(dim=0).mean()), 1e-8)
+        warm = self._warm_starting()
+        if warm:
+            module, history = self._warm_module(runtime), list(self.history_)
+        else:
+            module, history = self._new_module(X, runtime), []
+            self.n_iter_ = self.n_reseeded_ = 0
+            epochs = self._pretrain_epochs(len(X))
+            if epochs > 0:
+                history += run_phase(module, self._pretrain_phase(module, epochs, augment, recon_scale), rows, runtime)
+        encode_rows = partial(encode, device=runtime.device, amp_dtype=runtime.amp_dtype)
+        Z = encode_rows(module.encoder, rows)
+        neighbors = nearest_neighbors(Z, self.n_neighbors) if self._needs_neighbors(warm) else None
+        if not warm:
+            self._initialise(module, Z, neighbors, runtime)
+        if self.max_epochs > 0:
+            history += self._train_jointly(module, rows, Z, neighbors, augment, recon_scale, runtime, encode_rows)
+        self._set_fitted(module, X, history, runtime)
+        return self
+
+    def _needs_neighbors(self, warm):
+        """Whether the initialisation or the joint phase uses the neighbour graph."""
+        graph_init_used = not warm and (callable(self.init) or (self.init == "graph" and self.init_smoothing > 0))
+        return self.n_neighbors > 0 and (graph_init_used or (self.max_epochs > 0 and self.neighbor_weight > 0))
+
+    def _new_module(self, X, runtime):
+        encoder, decoder, head, latent_dim = self._build_networks(X, runtime, with_head=self._uses_views())
+        if decoder is None and self._pretrain_epochs(len(X)) > 0 and self.pretrain != "contrastive":
+            raise ValueError(
+                "A user encoder without a decoder cannot be pretrained on reconstruction: "
+                "pass (encoder, decoder), pretrain='contrastive' or pretrain_epochs=0."
+            )
+        return DeepClusterModule(encoder, decoder, self.n_clusters, latent_dim, head=head).to(runtime.device)
+
+    def _warm_module(self, runtime):
+        """A copy of the fitted module to continue training (``warm_start``)."""
+        n_fitted = self.module_.centers.shape[0]
+        if self.n_clusters != n_fitted:
+            raise ValueError(
+                f"warm_start=True continues the fitted model with {n_fitted} clusters, "
+                f"but n_clusters={self.n_clusters}; set warm_start=False to fit afresh."
+            )
+        module = copy.deepcopy(self.module_).to(runtime.device)  # the fitted model stays intact
+        module.train()
+        if self._uses_views():  # the projection head is dropped after fit: start a new one
+            with seeded_global_rng(runtime.seed):
+                module.head = ProjectionHead(self.n_latent_, out_dim=self.projection_dim).to(runtime.device)
+        return module
+
+    def _pretrain_phase(self, module, epochs, augment, recon_scale):
+        recon = self.pretrain in ("reconstruction", "both") and module.decoder is not None
+        contrastive = self.pretrain in ("contrastive", "both")
+        return Phase(
+            "pretrain",
+            [Reconstruction(float(recon), scale=recon_scale), NTXent(float(contrastive), temperature=self.temperature)],
+            max_epochs=epochs, lr=self.lr, batch_size=self.batch_size, schedule="cosine",
+            augment=augment, on_interrupt="abort",
+        )
+
+    def _initialise(self, module, Z, neighbors, runtime):
+        """Initial centres from the pretrained embedding ``Z`` (sets ``init_labels_``)."""
+        if callable(self.init):
+            strategy = self.init
+        elif self.init == "graph":
+            strategy = partial(graph_init, n_init=self.n_init, n_steps=self.init_smoothing, refine=self.init_refine)
+        else:
+            strategy = partial(kmeans_init, n_init=self.n_init)
+        init = run_init(strategy, Z, self.n_clusters, neighbors=neighbors, random_state=runtime.seed)
+        with torch.no_grad():
+            module.centers.copy_(init.centers)
+        self.init_labels_ = np.asarray(init.labels)
+        self.n_init_moves_ = int(init.n_moves)
+
+    def _joint_terms(self, module, augment, neighbors, recon_scale):
+        rule = self._membership_rule()
+        recon = self.recon_weight if module.decoder is not None else 0.0
+        return [
+            Reconstruction(recon, scale=recon_scale),
+            NTXent(self.contrastive_weight, temperature=self.temperature),
+            Clustering(rule),
+            ViewConsistency(rule, self.consistency_weight if augment is not None else 0.0),
+            NeighborConsistency(rule, self.neighbor_weight if neighbors is not None else 0.0),
+        ]
+
+    def _train_jointly(self, module, rows, Z, neighbors, augment, recon_scale, runtime, encode_rows):
+        with torch.no_grad():
+            labels = squared_distances(Z, module.centers.detach()).argmin(dim=1)
+        assignment = ClusterAssignment(rows, labels, encode_rows)
+        reseeder = CenterReseeder(assignment, split_below=self.split_below, seed=runtime.seed)
+        terms = self._joint_terms(module, augment, neighbors, recon_scale)
+        phase = Phase(
+            "joint", terms, max_epochs=self.max_epochs, lr=self.lr, batch_size=self.batch_size,
+            augment=augment, on_interrupt="keep",
+            callbacks=[assignment, reseeder, Convergence(assignment, reseeder, tol=self.tol)],
+            partners=neighbors if any(t.name == "neighbor" and t.weight > 0 for t in terms) else None,
+        )
+        n_iter0 = self.n_iter_
+        joint = run_phase(module, phase, rows, runtime)
+        self.n_iter_ = n_iter0 + len(joint)
+        self.n_reseeded_ += reseeder.n_reseeded_
+        return [dict(row, epoch=row["epoch"] + n_iter0) for row in joint]
+
+    def _set_fitted(self, module, X, history, runtime):
+        module.head = None  # only needed for training
+        module.eval()
+        self.module_ = module
+        self.device_ = runtime.device
+        self.history_ = history
+        self.loss_terms_ = tuple(dict.fromkeys(k for row in history for k in row if k in _TERM_NAMES))
+        self.n_latent_ = module.centers.shape[1]
+        self.pretrain_epochs_ = sum(row["phase"] == "pretrain" for row in history)
+        Z = self._embed(X)
+        with torch.no_grad():
+            module.scale.copy_(total_scatter(Z).clamp_min(1e-12))
+        D = self._distances(Z)
+        rule = self._membership_rule()
+        self.cluster_centers_ = module.centers.detach().cpu().numpy().copy()
+        self.memberships_ = rule.memberships(D).cpu().numpy()
+        self.labels_ = D.argmin(dim=1).cpu().numpy()
+        self.inertia_ = float(rule.objective(D).mean())
+
+    # -- inference --------------------------------------------------------
+    def _distances(self, Z):
+        """Squared distances to the centres, in units of the embedding's scatter."""
+        with torch.no_grad():
+            return squared_distances(Z, self.module_.centers) / self.module_.scale
+
+    def _per_chunk(self, X, fn):
+        """``fn(distances)`` for chunks of ``inference_batch_size`` rows, stacked.
+
+        Only one chunk's embedding and distances exist at a time, so memory
+        stays proportional to the output (e.g. on a large memory map).
+        """
+        out = [fn(self._distances(self._embed(chunk))).cpu().numpy()
+               for chunk in iter_chunks(X, self.inference_batch_size)]
+        return np.concatenate(out)
+
+    def predict(self, X):
+        """Index of the nearest centre in the embedding (highest membership).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        return self._per_chunk(self._validate_X(X, reset=False), lambda D: D.argmin(dim=1))
+
+    def predict_proba(self, X):
+        """Soft memberships of each sample in each cluster.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        U : ndarray of shape (n_samples, n_clusters)
+            Rows in [0, 1] summing to one.
+        """
+        check_is_fitted(self)
+        return self._per_chunk(self._validate_X(X, reset=False), self._membership_rule().memberships)
+
+    def score(self, X, y=None):
+        """Negative mean clustering objective of ``X`` (higher is better).
+
+        The objective is the membership rule's soft minimum of the squared
+        distances to the centres, in units of the embedding's scatter, so
+        scores are comparable across encoders of different scale.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : Ignored
+
+        Returns
+        -------
+        score : float
+        """
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        return float(-self._membership_rule().objective(self._distances(self._embed(X))).mean())
+
+
+#: Names of the loss terms a clusterer can train (columns of ``history_``).
+_TERM_NAMES = tuple(t.name for t in (Reconstruction, NTXent, Clustering, ViewConsistency, NeighborConsistency))

@@ -1,0 +1,112 @@
+"""Row sources: the one place that knows how rows are stored.
+
+The estimators accept in-memory arrays, memory maps and (through
+``validate_data``) anything array-like. After validation, training and
+inference see one of two row sources:
+
+* a float32 ``torch.Tensor`` (in-memory data, on the training device when
+  it fits there);
+* :class:`MappedRows`, a memory map read, validated and cast chunk by chunk.
+
+Both support ``len``, ``.shape`` and indexing by a slice or an index array
+(returning a float32 tensor), so :func:`take`, :func:`iter_chunks` and the
+batch iterator never branch on the storage.
+"""
+
+import warnings
+
+import numpy as np
+import torch
+from sklearn.utils.validation import check_array
+
+__all__ = ["MappedRows", "as_rows", "take", "iter_chunks", "to_device", "sample_rows"]
+
+
+class MappedRows:
+    """Rows of a memory-mapped ``X``, validated and cast to float32 on access.
+
+    Indexing (a slice or an index array) reads only those rows from the map,
+    checks them with :func:`sklearn.utils.check_array` (finite, numeric) and
+    returns them as a float32 CPU tensor, so the whole array is never copied
+    into memory. Index arrays are read in sorted order (sequential disk
+    access) and returned in the order asked for.
+    """
+
+    ndim = 2
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, X, estimator=None):
+        self.X = X
+        self.estimator = estimator
+        self.shape = X.shape
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        if isinstance(key, torch.Tensor):
+            key = key.cpu().numpy()
+        if isinstance(key, np.ndarray):
+            order = np.argsort(key, kind="stable")
+            inverse = np.empty_like(order)
+            inverse[order] = np.arange(len(order))
+            rows = np.asarray(self.X[key[order]])[inverse]
+        else:
+            rows = self.X[key]
+        rows = check_array(rows, dtype=np.float32, input_name="X", estimator=self.estimator)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            return torch.from_numpy(rows)
+
+
+def as_rows(X):
+    """A validated ``X`` as a row source: a float32 tensor or :class:`MappedRows`.
+
+    ndarrays are shared, not copied (negative or odd strides are made
+    contiguous first, which torch needs).
+    """
+    if isinstance(X, (torch.Tensor, MappedRows)):
+        return X
+    return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+
+
+def take(rows, idx):
+    """Rows ``idx`` (an int64 tensor) of a row source, as a float32 tensor."""
+    if isinstance(rows, torch.Tensor):
+        return rows[idx.to(rows.device)]
+    return rows[idx]
+
+
+def iter_chunks(rows, chunk_size):
+    """Yield ``rows[start:stop]`` chunks of at most ``chunk_size`` rows as tensors."""
+    rows = as_rows(rows)
+    for start in range(0, len(rows), chunk_size):
+        yield rows[start : start + chunk_size]
+
+
+def to_device(rows, device, chunk_size=4096):
+    """The row source on ``device`` when it fits in half the free memory there.
+
+    On the CPU nothing moves (a memory map stays on disk). On CUDA a tensor
+    is moved and a memory map is copied chunk by chunk into device memory,
+    never whole into host memory.
+    """
+    rows = as_rows(rows)
+    if torch.device(device).type != "cuda":
+        return rows
+    free, _ = torch.cuda.mem_get_info(device)
+    if rows.shape[0] * rows.shape[1] * 4 >= 0.5 * free:
+        return rows
+    if isinstance(rows, torch.Tensor):
+        return rows.to(device)
+    out = torch.empty(rows.shape, dtype=torch.float32, device=device)
+    for start, chunk in zip(range(0, len(rows), chunk_size), iter_chunks(rows, chunk_size)):
+        out[start : start + len(chunk)].copy_(chunk)
+    return out
+
+
+def sample_rows(rows, max_rows):
+    """Evenly spaced rows (all when there are at most ``max_rows``), as a CPU tensor."""
+    rows = as_rows(rows)
+    step = max(1, len(rows) // max_rows)
+    return take(rows, torch.arange(0, len(rows), step)).cpu()

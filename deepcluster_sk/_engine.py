@@ -1,0 +1,374 @@
+"""The training engine: one function runs any phase of any estimator.
+
+A :class:`Phase` is a value (its loss terms, epochs, learning rate,
+schedule, views, callbacks and what a user's interrupt means); a
+:class:`Runtime` bundles what one ``fit`` resolved (device, precision,
+random generator, the user's callbacks, verbosity). :func:`run_phase`
+trains a module through a phase on skorch and returns the history rows
+that phase adds. The estimators only declare phases.
+
+skorch runs the loop (epochs, callbacks, history, progress bar, device
+moves); this module supplies the pieces it is customised with:
+:class:`RowBatches` (batches sliced by shuffled index, never collated row
+by row), :class:`Objective` (the phase's weighted terms, skorch's
+``criterion``) and :class:`TrainingNet` (two small hooks).
+"""
+
+import signal
+import threading
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from skorch import NeuralNet
+from skorch.callbacks import LRScheduler, PassthroughScoring, ProgressBar
+from skorch.dataset import unpack_data
+
+from ._callbacks import EpochProgress, StateSnapshot, StopTraining
+from ._data import iter_chunks, take
+from .augment import draw_views
+from .losses import weighted_sum
+
+__all__ = ["Runtime", "Phase", "StopTraining", "UserInterrupt", "run_phase", "encode", "autocast"]
+
+#: Keys of the history rows the estimators keep (plus each term's name).
+HISTORY_KEYS = ("phase", "epoch", "train_loss", "dur", "delta_label", "n_reseeded", "cluster_sizes")
+
+
+class UserInterrupt(Exception):
+    """A user's interrupt in a phase that cannot be kept (``on_interrupt='abort'``)."""
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What one ``fit`` resolved once and every phase shares.
+
+    Parameters
+    ----------
+    device : torch.device
+    amp_dtype : torch.dtype or None
+        Autocast dtype of the training forward pass (None: fp32).
+    generator : torch.Generator
+        The fit's own random source: batch order, neighbour picks and the
+        seeds of augmentations all come from it.
+    seed : int
+        Seed of the fit's NumPy-side draws (k-means).
+    callbacks : tuple
+        The user's skorch callbacks, added to every phase.
+    verbose : int
+    """
+
+    device: torch.device
+    amp_dtype: torch.dtype = None
+    generator: torch.Generator = None
+    seed: int = 0
+    callbacks: tuple = ()
+    verbose: int = 0
+
+
+@dataclass
+class Phase:
+    """One training phase, as a value.
+
+    Parameters
+    ----------
+    name : str
+        ``'pretrain'``, ``'joint'``, ``'contrastive'``...; the ``phase``
+        column of ``history_`` and the progress bar's label.
+    terms : list of LossTerm
+        Summed with their weights; terms of weight zero are dropped.
+    max_epochs : int
+    lr : float
+        Adam learning rate.
+    batch_size : int
+    schedule : {'cosine', None}
+        Cosine annealing of the learning rate over ``max_epochs``.
+    augment : callable or None
+        Draws random views of a batch for the terms that need them.
+    callbacks : list of skorch callbacks
+        The phase's own (monitoring, re-seeding); run before the user's.
+    on_interrupt : {'keep', 'abort'}
+        A user's Ctrl-C keeps the state after the last finished epoch, or
+        abandons the fit (:class:`UserInterrupt`).
+    partners : torch.Tensor of shape (n_samples, k) or None
+        Row indices of each row's nearest neighbours; each batch then comes
+        with one random neighbour of each of its rows.
+    """
+
+    name: str
+    terms: list
+    max_epochs: int
+    lr: float
+    batch_size: int
+    schedule: str = None
+    augment: object = None
+    callbacks: list = field(default_factory=list)
+    on_interrupt: str = "keep"
+    partners: torch.Tensor = None
+
+    def __post_init__(self):
+        self.terms = [term for term in self.terms if term.weight > 0]
+        if not self.terms:
+            raise ValueError(f"Phase {self.name!r} has no term with a positive weight.")
+
+    @property
+    def term_names(self):
+        return tuple(term.name for term in self.terms)
+
+
+def autocast(device, amp_dtype):
+    """``torch.autocast`` on ``device``'s type, enabled when ``amp_dtype`` is set."""
+    return torch.autocast(device_type=torch.device(device).type, dtype=amp_dtype, enabled=amp_dtype is not None)
+
+
+def encode(encoder, rows, *, device, batch_size=4096, amp_dtype=None):
+    """Embed a row source in large chunks under ``torch.inference_mode``.
+
+    Returns a float32 tensor of shape (n_samples, latent_dim) on ``device``.
+    """
+    was_training = encoder.training
+    encoder.eval()
+    out = []
+    try:
+        with torch.inference_mode(), autocast(device, amp_dtype):
+            for chunk in iter_chunks(rows, batch_size):
+                out.append(encoder(chunk.to(device, non_blocking=True)).float())
+    finally:
+        encoder.train(was_training)
+    return torch.cat(out) if out else torch.empty(0)
+
+
+class RowBatches:
+    """Mini-batches sliced from a row source by shuffled index.
+
+    skorch builds one per epoch with ``iterator_train(dataset, **kw)``. The
+    ``n`` rows are split into ``max(1, n // batch_size)`` balanced batches,
+    so no batch is a tiny remainder (batch statistics such as the
+    embedding's scatter stay meaningful). With ``partners``, each batch
+    comes with one randomly chosen neighbour of each of its rows in the
+    place of ``y``; otherwise ``y`` is None.
+    """
+
+    def __init__(self, dataset, batch_size=256, shuffle=False, generator=None, device=None, partners=None):
+        self.X = getattr(dataset, "X", dataset)
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.generator = generator
+        self.device = device
+        self.partners = partners
+
+    def __len__(self):
+        return max(1, len(self.X) // self.batch_size)
+
+    def __iter__(self):
+        n = len(self.X)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        for idx in torch.tensor_split(order, len(self)):
+            partner = None
+            if self.partners is not None:
+                pick = torch.randint(self.partners.shape[1], (len(idx),), generator=self.generator)
+                partner = self._rows(self.partners[idx, pick])
+            yield self._rows(idx), partner
+
+    def _rows(self, idx):
+        batch = take(self.X, idx)
+        return batch if self.device is None else batch.to(self.device, non_blocking=True)
+
+
+class Objective(torch.nn.Module):
+    """A phase's terms as skorch's criterion: ``sum_t weight_t * term_t``.
+
+    Asks the module's ``forward(X, partner, needs=..., views=...)`` for the
+    outputs the terms need (each computed once per batch), then evaluates
+    every term. Views are drawn only when a term needs them, from the fit's
+    generator (:func:`deepcluster_sk.augment.draw_views`).
+    """
+
+    #: Outputs that are computed from augmented views.
+    VIEW_NEEDS = frozenset({"reconstruction", "projections", "view_distances"})
+
+    def __init__(self, terms, augment=None, generator=None):
+        super().__init__()
+        self.terms = torch.nn.ModuleList(terms)
+        self.augment = augment
+        self.generator = generator
+        self.needs = frozenset().union(*(term.needs for term in terms))
+
+    def forward(self, module, X, partner=None):
+        views = None
+        if self.augment is not None and self.needs & self.VIEW_NEEDS:
+            n_views = 2 if "projections" in self.needs else 1
+            views = draw_views(self.augment, X, n_views, self.generator)
+        out = module(X, partner, needs=self.needs, views=views)
+        return weighted_sum(self.terms, out)
+
+
+class TrainingNet(NeuralNet):
+    """skorch ``NeuralNet`` whose loss is an :class:`Objective`.
+
+    Overrides two hooks: ``train_step_single`` (the objective sees the
+    module and the batch, under autocast when ``amp_dtype`` is set; each
+    term's batch value goes to the history) and ``fit_loop`` (records
+    whether a ``KeyboardInterrupt`` was the user's: see :func:`run_phase`).
+    """
+
+    def __init__(self, *args, amp_dtype=None, term_names=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.amp_dtype = amp_dtype
+        self.term_names = term_names
+
+    def get_default_callbacks(self):
+        extra = [(name, PassthroughScoring(name=name, on_train=True)) for name in self.term_names]
+        return [*super().get_default_callbacks(), *extra]
+
+    def train_step_single(self, batch, **fit_params):
+        self._set_training(True)
+        Xi, partner = unpack_data(batch)
+        with autocast(self.device, self.amp_dtype):
+            terms = self.criterion_(self.module_, Xi, partner)
+        terms["loss"].backward()
+        for name in self.term_names:
+            self.history.record_batch(name, terms[name].item())
+        return {"loss": terms["loss"], "y_pred": None}
+
+    def notify(self, method_name, **cb_kwargs):
+        try:
+            super().notify(method_name, **cb_kwargs)
+        except KeyboardInterrupt:
+            self.raised_by_callback_ = True
+            raise
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        self.user_interrupt_ = False
+        self.raised_by_callback_ = False
+        try:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except KeyboardInterrupt as exc:
+            sigint = getattr(self, "sigint_", None)
+            if sigint is not None and sigint.installed:
+                # the handler saw every Ctrl-C, also one landing in a callback
+                self.user_interrupt_ = sigint.received
+            else:  # not the main thread: Ctrl-C cannot land here
+                self.user_interrupt_ = not (isinstance(exc, StopTraining) or self.raised_by_callback_)
+            raise
+
+
+class _SigintFlag:
+    """Notes that SIGINT arrived while a phase runs (main thread only).
+
+    A ``KeyboardInterrupt`` raised by a callback (skorch's ``EarlyStopping``
+    uses a plain one) and a user's Ctrl-C look alike; the flag tells them
+    apart wherever the Ctrl-C lands, also during a callback's pass. Only
+    Python's default handler is replaced (and put back afterwards).
+    """
+
+    def __init__(self):
+        self.received = False
+        self.installed = False
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+                signal.signal(signal.SIGINT, self._handle)
+                self.installed = True
+        return self
+
+    def _handle(self, signum, frame):
+        self.received = True
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc):
+        if self.installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        return False
+
+
+def _make_net(module, phase, runtime, snapshot):
+    callbacks = [snapshot, *phase.callbacks]
+    if phase.schedule == "cosine":
+        callbacks.append(LRScheduler("CosineAnnealingLR", T_max=phase.max_epochs))
+    callbacks += [*runtime.callbacks]
+    if runtime.verbose >= 1:
+        callbacks.append(("epoch_progress", EpochProgress(phase.name)))
+    if runtime.verbose >= 2:
+        callbacks.append(ProgressBar())
+    return TrainingNet(
+        module,
+        criterion=Objective,
+        criterion__terms=phase.terms,
+        criterion__augment=phase.augment,
+        criterion__generator=runtime.generator,
+        optimizer=torch.optim.Adam,
+        optimizer__fused=_fused_adam_available(runtime.device),
+        lr=phase.lr,
+        max_epochs=phase.max_epochs,
+        batch_size=phase.batch_size,
+        iterator_train=RowBatches,
+        iterator_train__shuffle=True,
+        iterator_train__generator=runtime.generator,
+        iterator_train__device=runtime.device,
+        iterator_train__partners=phase.partners,
+        train_split=None,
+        callbacks=callbacks,
+        device=runtime.device,
+        verbose=int(runtime.verbose >= 2),
+        amp_dtype=runtime.amp_dtype,
+        term_names=phase.term_names,
+    )
+
+
+def run_phase(module, phase, rows, runtime):
+    """Train ``module`` through ``phase`` on a row source; return its history rows.
+
+    A non-finite loss restores the last finite state: with at least one
+    finished epoch this warns and keeps it, otherwise it raises
+    ``FloatingPointError``. A user's interrupt (Ctrl-C, wherever it lands)
+    restores the last finished epoch and keeps it with a warning
+    (``on_interrupt='keep'``) or raises :class:`UserInterrupt`. The rows
+    returned are the finished epochs whose state is kept, with only the
+    keys the estimators record (:data:`HISTORY_KEYS` and the term names).
+    """
+    snapshot = StateSnapshot()
+    net = _make_net(module, phase, runtime, snapshot)
+    net.sigint_ = _SigintFlag()
+    with net.sigint_:
+        net.fit(rows)
+    keep = (*HISTORY_KEYS, *phase.term_names)
+    history = [{k: _plain(row[k]) for k in keep if k in row} for row in net.history]
+    if snapshot.nonfinite_ is not None:
+        info = snapshot.nonfinite_
+        msg = (
+            f"The training loss became {info['value']} in epoch {info['epoch']} of "
+            f"the {phase.name} phase (learning rate too high, or inputs on a huge scale?)."
+        )
+        if snapshot.epochs_done_ == 0:
+            raise FloatingPointError(msg + " No finite epoch to keep; lower `lr` or scale X.")
+        warnings.warn(msg + f" Restored the state after epoch {snapshot.epochs_done_} and stopped this phase.",
+                      RuntimeWarning, stacklevel=3)
+    elif net.user_interrupt_:
+        snapshot.restore(net)
+        if phase.on_interrupt == "abort":
+            raise UserInterrupt(phase.name)
+        warnings.warn(f"fit interrupted in the {phase.name} phase; keeping the state after epoch "
+                      f"{snapshot.epochs_done_}.", RuntimeWarning, stacklevel=3)
+    return [dict(row, phase=phase.name) for row in history[: snapshot.epochs_done_]]
+
+
+def _plain(value):
+    """NumPy scalars as Python numbers, so ``history_`` prints and serialises plainly."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _fused_adam_available(device):
+    """Whether torch has the fused (single-kernel) Adam for ``device``.
+
+    On the CPU it makes the optimiser step 5-6x cheaper than the default
+    per-parameter loop (about 4 ms instead of 21 ms for the DEC autoencoder
+    on one thread), a fifth of a training step.
+    """
+    try:
+        torch.optim.Adam([torch.zeros(1, device=device, requires_grad=True)], fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return False
+    return True

@@ -1,0 +1,44 @@
+"""Loss terms: one object per file, each with its formula in its docstring.
+
+Every term is a :class:`LossTerm` with a ``name`` (its key in ``history_``),
+the outputs it ``needs`` from the network's forward pass and a ``weight``.
+A training phase is a list of terms; the engine sums ``weight * term``.
+
+==========================  =================  ==========================================
+term                        name               file
+==========================  =================  ==========================================
+:class:`Reconstruction`     ``recon``          ``losses/reconstruction.py``
+:class:`NTXent`             ``contrastive``    ``losses/nt_xent.py``
+:class:`Clustering`         ``cluster``        ``losses/clustering.py``
+:class:`ViewConsistency`    ``consistency``    ``losses/view_consistency.py``
+:class:`NeighborConsistency` ``neighbor``      ``losses/neighbor_consistency.py``
+==========================  =================  ==========================================
+
+The plain functions behind the terms (``nt_xent_loss``, ``clustering_loss``,
+...) take tensors and return a scalar tensor.
+"""
+
+from ._term import LossTerm, weighted_sum
+from .clustering import Clustering, clustering_loss, scaled_distances, total_scatter
+from .neighbor_consistency import NeighborConsistency, neighbor_consistency_loss
+from .nt_xent import NTXent, nt_xent_loss
+from .reconstruction import Reconstruction, reconstruction_loss
+from .view_consistency import ViewConsistency, consistency_loss, target_distribution
+
+__all__ = [
+    "LossTerm",
+    "weighted_sum",
+    "Reconstruction",
+    "NTXent",
+    "Clustering",
+    "ViewConsistency",
+    "NeighborConsistency",
+    "reconstruction_loss",
+    "nt_xent_loss",
+    "total_scatter",
+    "scaled_distances",
+    "clustering_loss",
+    "target_distribution",
+    "consistency_loss",
+    "neighbor_consistency_loss",
+]

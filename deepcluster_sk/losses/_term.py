@@ -1,0 +1,71 @@
+"""The base class of every loss term."""
+
+from numbers import Real
+
+import torch
+from torch import nn
+
+__all__ = ["LossTerm"]
+
+
+class LossTerm(nn.Module):
+    """One weighted term of a training objective.
+
+    A term is a small module with three things:
+
+    * ``name``: the key of its per-epoch mean in ``history_`` (and its label
+      in the progress bar and in :func:`~deepcluster_sk.plotting.plot_training_history`);
+    * ``needs``: the outputs it reads from the network's forward pass, a
+      frozenset of keys such as ``'embedding'`` or ``'distances'``; the
+      network computes each needed output once per batch, whichever terms
+      share it;
+    * ``forward(out)``: the unweighted term, a scalar tensor, from the dict
+      ``out`` of those outputs.
+
+    The engine adds ``weight * term(out)`` over the terms of a phase; a term
+    whose weight is zero is never built. Subclasses state their formula in
+    their docstring.
+
+    Parameters
+    ----------
+    weight : float, default=1.0
+        Non-negative weight in the objective.
+
+    Examples
+    --------
+    >>> import torch
+    >>> class Mean(LossTerm):
+    ...     name, needs = "mean", frozenset({"embedding"})
+    ...     def forward(self, out):
+    ...         return out["embedding"].mean()
+    >>> Mean(weight=0.5)({"embedding": torch.ones(2, 3)})
+    tensor(1.)
+    """
+
+    #: Key of the term in ``history_``; set by each subclass.
+    name: str = ""
+    #: Outputs of the network's forward pass the term reads.
+    needs: frozenset = frozenset()
+
+    def __init__(self, weight=1.0):
+        super().__init__()
+        if isinstance(weight, bool) or not isinstance(weight, Real) or not weight >= 0:
+            raise ValueError(f"{type(self).__name__}: weight must be a non-negative number, got {weight!r}.")
+        self.weight = float(weight)
+
+    def forward(self, out):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def extra_repr(self):
+        return f"weight={self.weight:g}"
+
+
+def weighted_sum(terms, out):
+    """``{term.name: value}`` of each term and their weighted sum under ``'loss'``.
+
+    Values are cast to float32 before summing, so a bf16 forward pass still
+    gives an fp32 total.
+    """
+    values = {term.name: term(out) for term in terms}
+    values["loss"] = sum(term.weight * values[term.name].float() for term in terms)
+    return values
