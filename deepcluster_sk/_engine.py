@@ -245,12 +245,12 @@ class TrainingNet(NeuralNet):
         try:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
         except KeyboardInterrupt as exc:
+            # A callback's stop is StopTraining, or a plain KeyboardInterrupt
+            # raised from a callback (skorch's EarlyStopping); anything else,
+            # and any interrupt while SIGINT arrived, is the user's Ctrl-C.
             sigint = getattr(self, "sigint_", None)
-            if sigint is not None and sigint.installed:
-                # the handler saw every Ctrl-C, also one landing in a callback
-                self.user_interrupt_ = sigint.received
-            else:  # not the main thread: Ctrl-C cannot land here
-                self.user_interrupt_ = not (isinstance(exc, StopTraining) or self.raised_by_callback_)
+            received = sigint is not None and sigint.received
+            self.user_interrupt_ = received or not (isinstance(exc, StopTraining) or self.raised_by_callback_)
             raise
 
 
