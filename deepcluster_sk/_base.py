@@ -18,11 +18,12 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
+from skorch.callbacks import Callback
 from torch import nn
 
 from ._data import MappedRows, as_rows, iter_chunks
 from ._engine import Runtime, UserInterrupt, encode
-from .augment import seeded_global_rng
+from .augment import build_augment, check_augment, seeded_global_rng
 from .networks import ProjectionHead, build_autoencoder
 
 __all__ = ["DeepEstimatorBase", "resolve_device", "resolve_amp_dtype"]
@@ -141,6 +142,7 @@ class DeepEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         sizes = self.hidden_layer_sizes
         if not all(isinstance(v, Integral) and not isinstance(v, bool) and v > 0 for v in sizes):
             raise ValueError(f"hidden_layer_sizes must be positive ints, got {sizes!r}.")
+        _check_callbacks(self.callbacks)
 
     def _runtime(self):
         """Resolve device, precision and the fit's random generator."""
@@ -167,6 +169,9 @@ class DeepEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             )
         if isinstance(X, np.memmap):
             return self._validate_memmap(X, reset=reset)
+        if isinstance(X, torch.Tensor):  # any dtype, device or autograd state
+            X = X.detach().to("cpu", torch.float32 if X.is_floating_point() else X.dtype).numpy()
+        _check_numeric_columns(X)
         X = validate_data(self, X, reset=reset, dtype=np.float32, ensure_min_samples=2 if reset else 1)
         if not X.flags.writeable or not X.flags.c_contiguous:  # torch.from_numpy needs both
             X = np.ascontiguousarray(X).copy()
@@ -204,6 +209,12 @@ class DeepEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
                 f"per image, but X has {n_features} features."
             )
 
+    def _build_augment(self, X):
+        """The ``augment`` parameter as a callable (or None), checked on two rows of ``X``."""
+        augment = build_augment(self.augment, self.image_shape)
+        check_augment(augment, as_rows(X))
+        return augment
+
     # -- networks ---------------------------------------------------------
     def _build_networks(self, X, runtime, *, with_head):
         """(encoder, decoder or None, head or None, latent_dim), on the CPU.
@@ -238,6 +249,9 @@ class DeepEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         if not isinstance(out, torch.Tensor) or out.ndim != 2:
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise ValueError(f"The encoder must return a (batch, latent_dim) tensor, got {shape}.")
+        if not torch.isfinite(out).all():
+            raise ValueError("The encoder's output is not finite (NaN or inf) on the first rows of X, "
+                             "which are finite: check the encoder module.")
         return int(out.shape[1])
 
     # -- inference --------------------------------------------------------
@@ -304,6 +318,44 @@ class DeepEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             return resolve_device(self.device).type
         except ValueError:
             return "cpu"
+
+
+def _check_callbacks(callbacks):
+    """Each callback is a skorch ``Callback`` (or a ``(name, Callback)`` pair) we can run.
+
+    The estimators train without a validation split, so a callback
+    monitoring ``valid_loss`` (skorch's ``EarlyStopping`` default) could
+    never fire: it is refused with the key to use instead.
+    """
+    for cb in callbacks or ():
+        item = cb[1] if isinstance(cb, tuple) and len(cb) == 2 and isinstance(cb[0], str) else cb
+        if not isinstance(item, Callback):
+            raise TypeError(
+                f"callbacks must be skorch.callbacks.Callback instances or (name, Callback) pairs, got {cb!r}."
+            )
+        monitor = getattr(item, "monitor", None)
+        if isinstance(monitor, str) and monitor.startswith("valid_"):
+            raise ValueError(
+                f"{type(item).__name__}(monitor={monitor!r}): these estimators train without a validation "
+                "split, so the history has no 'valid_*' keys; monitor 'train_loss' (or a loss term such "
+                f"as 'recon') instead, e.g. {type(item).__name__}(monitor='train_loss')."
+            )
+
+
+def _check_numeric_columns(X):
+    """Name the non-numeric columns of a DataFrame (scikit-learn would only show a value)."""
+    dtypes = getattr(X, "dtypes", None)
+    if dtypes is None or not hasattr(dtypes, "items"):  # not a pandas DataFrame
+        return
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    bad = [f"{name!r} ({dtype})" for name, dtype in dtypes.items()
+           if not (is_numeric_dtype(dtype) or is_bool_dtype(dtype))]
+    if bad:
+        raise ValueError(
+            f"X has non-numeric column(s) {', '.join(bad)}; encode them as numbers first "
+            "(e.g. sklearn.preprocessing.OneHotEncoder) or drop them."
+        )
 
 
 def _module_device(module):

@@ -34,18 +34,29 @@ class StopTraining(KeyboardInterrupt):
 
 
 class StateSnapshot(Callback):
-    """Keep the module's last finite state; stop on a non-finite loss.
+    """Keep the module's last sound state; stop when training diverges.
 
-    The state is copied when training begins and after every epoch. When a
-    batch loss is NaN or infinite, the last copy is restored and training
-    stops; ``nonfinite_`` then tells where it happened. ``restore(net)``
-    puts the last copy back, e.g. after a user's interrupt in mid-epoch.
+    The state is copied when training begins and after every epoch.
+    Training has diverged when a batch loss is NaN or infinite, or when the
+    network's weight norm (centres excluded) is non-finite or has grown ``max_growth`` times since the
+    phase began (a loss such as NT-Xent stays finite while the embedding
+    explodes). Then the last copy is restored, training stops and
+    ``fault_`` says what happened and in which epoch. ``restore(net)`` puts
+    the last copy back, e.g. after a user's interrupt in mid-epoch.
+
+    Parameters
+    ----------
+    max_growth : float, default=1e3
     """
+
+    def __init__(self, max_growth=1e3):
+        self.max_growth = max_growth
 
     def initialize(self):
         self.state_ = None
         self.epochs_done_ = 0
-        self.nonfinite_ = None
+        self.fault_ = None
+        self.norm0_ = None
         return self
 
     def _take(self, net):
@@ -54,20 +65,34 @@ class StateSnapshot(Callback):
     def restore(self, net):
         net.module_.load_state_dict(self.state_)
 
+    def _stop(self, net, fault):
+        self.fault_ = {"epoch": self.epochs_done_ + 1, "what": fault}
+        self.restore(net)
+        raise StopTraining
+
     def on_train_begin(self, net, **kwargs):
         self._take(net)
         self.epochs_done_ = 0
-        self.nonfinite_ = None
+        self.fault_ = None
+        self.norm0_ = _weight_norm(net.module_)
 
     def on_batch_end(self, net, batch=None, training=False, loss=None, **kwargs):
         if training and loss is not None and not math.isfinite(loss.item()):
-            self.nonfinite_ = {"epoch": self.epochs_done_ + 1, "value": loss.item()}
-            self.restore(net)
-            raise StopTraining
+            self._stop(net, f"training loss became {loss.item()}")
 
     def on_epoch_end(self, net, **kwargs):
+        norm = _weight_norm(net.module_)
+        if not math.isfinite(norm) or (self.norm0_ > 0 and norm > self.max_growth * self.norm0_):
+            self._stop(net, f"weights' norm grew from {self.norm0_:.3g} to {norm:.3g}")
         self._take(net)
         self.epochs_done_ += 1
+
+
+def _weight_norm(module):
+    """Norm of the network's weights (cluster centres excluded: they follow the data)."""
+    with torch.no_grad():
+        return math.sqrt(sum(float(p.detach().float().pow(2).sum())
+                             for name, p in module.named_parameters() if name != "centers"))
 
 
 class ClusterAssignment(Callback):

@@ -27,7 +27,7 @@ from ._base import DeepEstimatorBase
 from ._callbacks import CenterReseeder, ClusterAssignment, Convergence
 from ._data import iter_chunks, sample_rows, to_device
 from ._engine import Phase, encode, run_phase
-from .augment import build_augment, seeded_global_rng
+from .augment import seeded_global_rng
 from .graph import nearest_neighbors
 from .initialization import graph_init, kmeans_init, run_init
 from .losses import Clustering, NeighborConsistency, NTXent, Reconstruction, ViewConsistency, total_scatter
@@ -179,7 +179,7 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
     # -- the fit ------------------------------------------------------------
     def _fit(self, X, runtime):
         rows = to_device(X, runtime.device)
-        augment = build_augment(self.augment, self.image_shape)
+        augment = self._build_augment(X)
         # the unit of the reconstruction term: the data's mean feature variance
         recon_scale = max(float(sample_rows(X, 10000).var(dim=0).mean()), 1e-8)
         warm = self._warm_starting()
@@ -193,6 +193,11 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
                 history += run_phase(module, self._pretrain_phase(module, epochs, augment, recon_scale), rows, runtime)
         encode_rows = partial(encode, device=runtime.device, amp_dtype=runtime.amp_dtype)
         Z = encode_rows(module.encoder, rows)
+        if not torch.isfinite(Z).all():
+            raise FloatingPointError(
+                "The encoder's embedding of X is not finite after pretraining (a user module or "
+                "the data gone wrong?); the estimator was left as it was."
+            )
         neighbors = nearest_neighbors(Z, self.n_neighbors) if self._needs_neighbors(warm) else None
         if not warm:
             self._initialise(module, Z, neighbors, runtime)
@@ -222,6 +227,13 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
             raise ValueError(
                 f"warm_start=True continues the fitted model with {n_fitted} clusters, "
                 f"but n_clusters={self.n_clusters}; set warm_start=False to fit afresh."
+            )
+        changed = [name for name, value in self._architecture().items()
+                   if not _same(value, self._fitted_architecture[name])]
+        if changed:
+            raise ValueError(
+                f"warm_start=True continues the fitted network, but {', '.join(changed)} changed "
+                "since it was fitted; set warm_start=False to fit a new network."
             )
         module = copy.deepcopy(self.module_).to(runtime.device)  # the fitted model stays intact
         module.train()
@@ -283,7 +295,12 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         self.n_reseeded_ += reseeder.n_reseeded_
         return [dict(row, epoch=row["epoch"] + n_iter0) for row in joint]
 
+    def _architecture(self):
+        """The parameters that shape the network (a warm start may not change them)."""
+        return {name: getattr(self, name) for name in ("encoder", "hidden_layer_sizes", "latent_dim", "image_shape")}
+
     def _set_fitted(self, module, X, history, runtime):
+        self._fitted_architecture = self._architecture()
         module.head = None  # only needed for training
         module.eval()
         self.module_ = module
@@ -366,6 +383,15 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
         return float(-self._membership_rule().objective(self._distances(self._embed(X))).mean())
+
+
+def _same(a, b):
+    """Parameter equality: modules by identity, sequences by value."""
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, torch.nn.Module) or isinstance(b, torch.nn.Module):
+        return a is b
+    return a == b
 
 
 #: Names of the loss terms a clusterer can train (columns of ``history_``).

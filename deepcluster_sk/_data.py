@@ -54,6 +54,7 @@ class MappedRows:
         else:
             rows = self.X[key]
         rows = check_array(rows, dtype=np.float32, input_name="X", estimator=self.estimator)
+        rows = np.ascontiguousarray(rows)  # a flipped or strided map: torch needs positive strides
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
             return torch.from_numpy(rows)

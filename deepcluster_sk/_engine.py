@@ -336,10 +336,10 @@ def run_phase(module, phase, rows, runtime):
         net.fit(rows)
     keep = (*HISTORY_KEYS, *phase.term_names)
     history = [{k: _plain(row[k]) for k in keep if k in row} for row in net.history]
-    if snapshot.nonfinite_ is not None:
-        info = snapshot.nonfinite_
+    if snapshot.fault_ is not None:
+        info = snapshot.fault_
         msg = (
-            f"The training loss became {info['value']} in epoch {info['epoch']} of "
+            f"Training diverged: the {info['what']} in epoch {info['epoch']} of "
             f"the {phase.name} phase (learning rate too high, or inputs on a huge scale?)."
         )
         if snapshot.epochs_done_ == 0:

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-__all__ = ["ImageAugment", "TabularAugment", "build_augment", "draw_views", "seeded_global_rng"]
+__all__ = ["ImageAugment", "TabularAugment", "build_augment", "check_augment", "draw_views", "seeded_global_rng"]
 
 #: Serialises the code that must draw from torch's global generator (kornia's
 #: parameter sampling, weight initialisation), so concurrent fits in threads
@@ -41,6 +41,31 @@ def seeded_global_rng(seed, device=None):
     with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
+
+
+def check_augment(augment, X):
+    """Run ``augment`` once on the first rows of ``X`` and check what it returns.
+
+    Catches an augmentation that does not suit the data (wrong number of
+    channels, a callable returning another shape, non-finite views) before
+    training starts, with a message that names ``augment``. Draws from its
+    own seeded generator, never the fit's.
+    """
+    if augment is None:
+        return
+    rows = X[:2] if isinstance(X, torch.Tensor) else torch.as_tensor(X[:2])
+    try:
+        views = draw_views(augment, rows, 1, torch.Generator().manual_seed(0))
+    except Exception as exc:
+        raise ValueError(f"augment={augment!r} failed on rows of shape {tuple(rows.shape)}: {exc}") from exc
+    if not isinstance(views, torch.Tensor) or views.shape != rows.shape:
+        shape = tuple(views.shape) if isinstance(views, torch.Tensor) else type(views).__name__
+        raise ValueError(
+            f"augment={augment!r} must map a (batch, n_features) tensor to the same shape; "
+            f"rows of shape {tuple(rows.shape)} gave {shape}."
+        )
+    if not torch.isfinite(views).all():
+        raise ValueError(f"augment={augment!r} returned non-finite values on finite rows.")
 
 
 def draw_views(augment, X, n_views, generator):
@@ -108,6 +133,8 @@ class ImageAugment(nn.Module):
                 K.ColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8),
                 K.RandomGrayscale(p=0.2),
             ]
+            if c != 3:
+                raise ValueError(f"augment='rgb' needs 3-channel images, but image_shape={self.image_shape}.")
         elif preset != "digits":
             raise ValueError(f"preset must be 'digits', 'affine' or 'rgb', got {preset!r}.")
         ops += [

@@ -8,7 +8,6 @@ from torch import nn
 from ._base import DeepEstimatorBase
 from ._data import to_device
 from ._engine import Phase, run_phase
-from .augment import build_augment
 from .losses import NTXent
 from .networks import DeepClusterModule
 
@@ -176,7 +175,7 @@ class ContrastiveEmbedder(DeepEstimatorBase):
         phase = Phase(
             "contrastive", [NTXent(temperature=self.temperature)], max_epochs=self.max_epochs,
             lr=self.lr, batch_size=self.batch_size, schedule="cosine",
-            augment=build_augment(self.augment, self.image_shape), on_interrupt="keep",
+            augment=self._build_augment(X), on_interrupt="keep",
         )
         self.history_ = run_phase(module, phase, to_device(X, runtime.device), runtime)
         module.head = None

@@ -23,6 +23,7 @@ API_MODULES = [
     "deepcluster_sk.memberships",
     "deepcluster_sk.losses",
     "deepcluster_sk.augment",
+    "deepcluster_sk.initialization",
     "deepcluster_sk.networks",
     "deepcluster_sk.datasets",
     "deepcluster_sk.plotting",

@@ -1,0 +1,49 @@
+"""A real Ctrl-C (SIGINT) is a user's interrupt wherever it lands.
+
+In particular during a callback's pass over the data (the joint phase's
+per-epoch labelling), which a callback's own stop must not be mistaken for.
+"""
+
+import os
+import signal
+import threading
+
+import numpy as np
+import pytest
+from skorch.callbacks import Callback, EarlyStopping
+
+from deepcluster_sk import DeepFuzzyCMeans
+
+X = np.random.default_rng(0).normal(size=(64, 6)).astype(np.float32)
+
+
+class SigintInCallback(Callback):
+    """Sends SIGINT to this process from inside ``on_epoch_end`` of joint epoch 2."""
+
+    def on_epoch_end(self, net, **kwargs):
+        if net.history[-1].get("delta_label") is not None and len(net.history) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def _small(**params):
+    return DeepFuzzyCMeans(n_clusters=3, hidden_layer_sizes=(16,), batch_size=32, pretrain_epochs=2,
+                           max_epochs=6, tol=0, random_state=0, device="cpu", **params)
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals need the main thread")
+def test_sigint_during_a_callback_is_the_users_interrupt():
+    est = _small(callbacks=[SigintInCallback()])
+    with pytest.warns(RuntimeWarning, match="interrupted in the joint phase; keeping the state after epoch 2"):
+        est.fit(X)
+    assert est.n_iter_ == 2  # SIGINT landed after epoch 2 was kept, not counted as a stop
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
+def test_a_callbacks_stop_is_not_an_interrupt():
+    import warnings
+
+    stop = EarlyStopping(monitor="train_loss", patience=1, threshold=1e9, lower_is_better=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no "interrupted" warning
+        est = _small(callbacks=[stop]).fit(X)
+    assert 1 <= est.n_iter_ < 6
