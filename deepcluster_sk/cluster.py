@@ -137,7 +137,8 @@ _SHARED_PARAMETERS = """\
         centre is the mean of its cluster's unsmoothed rows. 0 gives plain
         k-means++ on the embedding. With ``init_refine``, the initial labels
         scored ACC 0.956 on MNIST and 0.938 on USPS (three seeds), against
-        0.771 and 0.706 for plain k-means++ (README table).
+        0.771 and 0.706 for plain k-means++ (the documentation's Results
+        page).
 
     init_refine : bool, default=True
         After that k-means, merge two clusters and split a third in two
@@ -318,7 +319,8 @@ class DeepFuzzyCMeans(BaseDeepClusterer):
     >>> X, _ = load_digits(return_X_y=True)
     >>> X = X[:300] / 16.0
     >>> dfcm = DeepFuzzyCMeans(n_clusters=10, hidden_layer_sizes=(64,),
-    ...                        pretrain_epochs=5, max_epochs=5, random_state=0)
+    ...                        pretrain_epochs=5, max_epochs=5,
+    ...                        random_state=0)
     >>> dfcm.fit(X).predict_proba(X[:2]).shape
     (2, 10)
     >>> dfcm.transform(X[:2]).shape
@@ -436,8 +438,9 @@ class DeepMEC(BaseDeepClusterer):
     >>> from deepcluster_sk import DeepMEC
     >>> X, _ = load_digits(return_X_y=True)
     >>> X = X[:300] / 16.0
-    >>> mec = DeepMEC(n_clusters=10, gamma=0.1, hidden_layer_sizes=(64,),
-    ...               pretrain_epochs=5, max_epochs=5, random_state=0)
+    >>> mec = DeepMEC(n_clusters=10, gamma=0.1,
+    ...               hidden_layer_sizes=(64,), pretrain_epochs=5,
+    ...               max_epochs=5, random_state=0)
     >>> labels = mec.fit_predict(X)
     >>> labels.shape, mec.cluster_centers_.shape
     ((300,), (10, 10))

@@ -42,7 +42,7 @@ extensions = [
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "**/.ipynb_checkpoints", "auto_examples/*.ipynb"]
+exclude_patterns = ["_build", "_inventories", "**/.ipynb_checkpoints", "auto_examples/*.ipynb"]
 default_role = "literal"
 nitpicky = False
 
@@ -50,6 +50,8 @@ nitpicky = False
 autosummary_generate = True
 autodoc_default_options = {"member-order": "bysource"}
 autodoc_typehints = "none"
+# "fit()" rather than "DeepFuzzyCMeans.fit()" in the page's table of contents
+toc_object_entries_show_parents = "hide"
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False
@@ -107,6 +109,7 @@ html_theme = "pydata_sphinx_theme"
 html_title = f"deepcluster_sk {release}"
 html_theme_options = {
     "navbar_align": "left",
+    "header_links_before_dropdown": 7,
     "show_toc_level": 2,
     "secondary_sidebar_items": ["page-toc"],
     "footer_start": ["copyright"],
