@@ -38,9 +38,10 @@ plot_embedding(embedder, X, y)
 # reconstruction weight is set to zero; the clustering term is trained
 # together with the contrastive term that built the embedding.
 mec = DeepMEC(
-    n_clusters=10, gamma=0.1, encoder=embedder.encoder_, pretrain_epochs=0,
-    max_epochs=5, recon_weight=0.0, contrastive_weight=1.0, augment="auto",
-    image_shape=(1, 8, 8), random_state=0,
+    n_clusters=10, gamma=0.1, encoder=embedder.encoder_,
+    pretrain_epochs=0, max_epochs=5, recon_weight=0.0,
+    contrastive_weight=1.0, augment="auto", image_shape=(1, 8, 8),
+    random_state=0,
 ).fit(X)
 nmi = normalized_mutual_info_score(y, mec.labels_)
 print(f"DeepMEC from the contrastive encoder: NMI = {nmi:.3f}")

@@ -26,12 +26,12 @@ from deepcluster_sk.metrics import cluster_accuracy
 X, y = load_digits_images(return_X_y=True)
 dfcm = DeepFuzzyCMeans(
     n_clusters=10, m=1.5, hidden_layer_sizes=(128,), latent_dim=10,
-    image_shape=(1, 8, 8), batch_size=64, pretrain_epochs=15, max_epochs=10,
-    random_state=0,
+    image_shape=(1, 8, 8), batch_size=64, pretrain_epochs=15,
+    max_epochs=10, random_state=0,
 )
 labels = dfcm.fit_predict(X)
 U = dfcm.predict_proba(X)  # soft memberships, rows sum to one
-Z = dfcm.transform(X)  # the learnt embedding, where the centres live
+Z = dfcm.transform(X)  # the embedding the centres live in
 print(f"memberships {U.shape}, embedding {Z.shape}, "
       f"centres {dfcm.cluster_centers_.shape}")
 print(f"ACC = {cluster_accuracy(y, labels):.3f}, "

@@ -18,14 +18,18 @@ from sklearn.model_selection import GridSearchCV
 
 from deepcluster_sk import DeepFuzzyCMeans
 from deepcluster_sk.datasets import load_digits_images
-from deepcluster_sk.metrics import LABEL_FREE_SCORERS, cluster_accuracy
+from deepcluster_sk.metrics import (
+    LABEL_FREE_SCORERS,
+    cluster_accuracy,
+)
 
 X, y = load_digits_images(return_X_y=True)
 X, y = X[:900], y[:900]
 
 search = GridSearchCV(
-    DeepFuzzyCMeans(n_clusters=10, hidden_layer_sizes=(128,), batch_size=64,
-                    pretrain_epochs=10, max_epochs=5, random_state=0),
+    DeepFuzzyCMeans(n_clusters=10, hidden_layer_sizes=(128,),
+                    batch_size=64, pretrain_epochs=10, max_epochs=5,
+                    random_state=0),
     param_grid={"m": [1.5, 2.0], "latent_dim": [5, 10]},
     scoring=LABEL_FREE_SCORERS,
     refit="xie_beni",
@@ -39,7 +43,8 @@ results = pd.DataFrame(search.cv_results_).rename(columns={
     "mean_test_fuzzy_silhouette": "fuzzy_silhouette",
     "mean_test_partition_coefficient": "partition_coef",
 })
-columns = ["m", "latent_dim", "xie_beni", "fuzzy_silhouette", "partition_coef"]
+columns = ["m", "latent_dim", "xie_beni", "fuzzy_silhouette",
+           "partition_coef"]
 print(results[columns].round(3).to_string(index=False))
 print("chosen:", search.best_params_)
 acc = cluster_accuracy(y, search.best_estimator_.labels_)
@@ -55,8 +60,9 @@ params = search.cv_results_["params"]
 labels = [f"m={p['m']}, d={p['latent_dim']}" for p in params]
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
 for ax, name in zip(axes, ["xie_beni", "fuzzy_silhouette"]):
-    ax.barh(np.arange(len(labels)), search.cv_results_[f"mean_test_{name}"],
-            xerr=search.cv_results_[f"std_test_{name}"], color="tab:blue")
+    mean = search.cv_results_[f"mean_test_{name}"]
+    std = search.cv_results_[f"std_test_{name}"]
+    ax.barh(np.arange(len(labels)), mean, xerr=std, color="C0")
     ax.set_yticks(np.arange(len(labels)), labels)
     ax.set_title(name)
 fig.tight_layout()

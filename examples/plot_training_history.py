@@ -18,8 +18,9 @@ from deepcluster_sk.plotting import plot_training_history
 
 X, y = load_digits_images(return_X_y=True)
 mec = DeepMEC(
-    n_clusters=10, gamma=0.1, hidden_layer_sizes=(128,), batch_size=64,
-    pretrain_epochs=10, max_epochs=10, tol=0.0, random_state=0,
+    n_clusters=10, gamma=0.1, hidden_layer_sizes=(128,),
+    batch_size=64, pretrain_epochs=10, max_epochs=10, tol=0.0,
+    random_state=0,
 ).fit(X[:1000])
 
 # %%
@@ -31,8 +32,9 @@ mec = DeepMEC(
 # ``neighbor`` (the neighbour-consistency term, on because ``n_neighbors``
 # is set; with ``augment`` there would also be ``consistency``).
 last = mec.history_[-1]
-for key in ("phase", "epoch", "train_loss", "recon", "cluster", "neighbor",
-            "delta_label"):
+keys = ["phase", "epoch", "train_loss", "recon", "cluster",
+        "neighbor", "delta_label"]
+for key in keys:
     value = last[key]
     print(f"{key:>12}: {value:.4f}" if isinstance(value, float)
           else f"{key:>12}: {value}")
@@ -45,7 +47,8 @@ weights = {"cluster": 1.0, "recon": mec.recon_weight,
            "neighbor": mec.consistency_weight}
 total = sum(weight * last[term] for term, weight in weights.items())
 print(" + ".join(f"{w:g} * {t}" for t, w in weights.items()),
-      f"= {total:.4f}; train_loss = {last['train_loss']:.4f}")
+      f"= {total:.4f}")
+print(f"train_loss = {last['train_loss']:.4f}")
 
 # %%
 # The plot
