@@ -15,7 +15,7 @@ from .memberships import FuzzyCMeansRule, MaxEntropyRule
 __all__ = ["DeepFuzzyCMeans", "DeepMEC"]
 
 _SHARED_PARAMETERS = """\
-    encoder : {{'mlp', 'cnn'}}, nn.Module or (nn.Module, nn.Module), default='mlp'
+    encoder : {'mlp', 'cnn'}, nn.Module or (nn.Module, nn.Module), default='mlp'
         ``'mlp'``: fully connected autoencoder with ``hidden_layer_sizes``;
         ``'cnn'``: convolutional autoencoder for images (needs
         ``image_shape``); a module: a user encoder mapping flat rows to
@@ -35,12 +35,12 @@ _SHARED_PARAMETERS = """\
         Shape of one image when rows are flattened images; needed by
         ``encoder='cnn'`` and by image augmentation.
 
-    pretrain : {{'reconstruction', 'contrastive', 'both'}}, default='reconstruction'
+    pretrain : {'reconstruction', 'contrastive', 'both'}, default='reconstruction'
         Objective of the pretraining phase: autoencoder reconstruction,
         SimCLR's NT-Xent over two augmented views (needs ``augment``), or
         their sum.
 
-    augment : {{'auto', 'image', 'affine', 'rgb', 'tabular'}}, callable or None, default=None
+    augment : {'auto', 'image', 'affine', 'rgb', 'tabular'}, callable or None, default=None
         Random views of the training rows. When set, the reconstruction
         term (pretraining and joint) reconstructs a random view of each row,
         as DEC-DA trains its autoencoder, and contrastive terms contrast two
@@ -152,7 +152,8 @@ _SHARED_PARAMETERS = """\
         centre is the mean of its cluster's unsmoothed rows. 0 gives plain
         k-means++ on the embedding. With ``init_refine``, the initial labels
         scored ACC 0.956 on MNIST and 0.938 on USPS (three seeds), against
-        0.771 and 0.706 for plain k-means++ (README table).
+        0.771 and 0.706 for plain k-means++ (the documentation's Results
+        page).
 
     init_refine : bool, default=True
         After that k-means, merge two clusters and split a third in two
@@ -167,7 +168,7 @@ _SHARED_PARAMETERS = """\
     n_init : int, default=10
         k-means++ restarts for the initial centres.
 
-    precision : {{'auto', 'fp32', 'bf16'}}, default='fp32'
+    precision : {'auto', 'fp32', 'bf16'}, default='fp32'
         Autocast precision of the training forward pass (weights stay
         fp32). ``'auto'``: bf16 on CUDA GPUs that support it and on CPUs
         with native bf16 (AMX / AVX512-BF16), else fp32.
@@ -254,6 +255,49 @@ _ATTRIBUTES = """\
         names."""
 
 
+# Notes of the two clusterers, in the notation of the user guide's "What the
+# estimators optimise" page (centres v_j, c clusters). Raw strings, inserted
+# into the f-string docstrings below, so LaTeX braces stay single.
+_FCM_NOTES = r"""    With :math:`D_{ij}` the squared distance of embedding :math:`z_i` to
+    centre :math:`v_j`, divided by the embedding's total scatter
+    :math:`T = \frac{1}{n} \sum_i \lVert z_i - \bar z \rVert^2`, the
+    memberships and the per-sample objective are
+
+    .. math::
+
+       u_{ij} = \frac{D_{ij}^{-1/(m-1)}}{\sum_{k=1}^{c} D_{ik}^{-1/(m-1)}},
+
+    .. math::
+
+       J_i = \min_{u_i} \sum_{j=1}^{c} u_{ij}^{m} D_{ij}
+           = \Bigl( \sum_{j=1}^{c} D_{ij}^{-1/(m-1)} \Bigr)^{-(m-1)},
+
+    computed in the log domain (:mod:`deepcluster_sk.memberships`). Dividing
+    by :math:`T` makes the clustering loss scale-invariant: it cannot be
+    lowered by shrinking the embedding, and collapsing it makes the loss
+    worse (:func:`deepcluster_sk.losses.clustering_loss`). Joint training
+    minimises :math:`\frac{1}{n} \sum_i J_i` plus ``recon_weight`` times the
+    reconstruction term (and the consistency terms, when on) over encoder,
+    decoder and centres; the user guide's "What the estimators optimise"
+    page has the full loss."""
+
+_MEC_NOTES = r"""    With :math:`D_{ij}` the squared distance of embedding :math:`z_i` to
+    centre :math:`v_j`, divided by the embedding's total scatter,
+
+    .. math::
+
+       u_{ij} = \frac{e^{-D_{ij}/\gamma}}{\sum_{k=1}^{c} e^{-D_{ik}/\gamma}},
+
+    .. math::
+
+       J_i = \min_{u_i} \sum_{j} u_{ij} D_{ij} + \gamma \sum_{j} u_{ij} \log u_{ij}
+           = -\gamma \log \sum_{j=1}^{c} e^{-D_{ij}/\gamma},
+
+    the free energy of a Gibbs distribution over clusters, computed with
+    ``logsumexp`` so it stays finite for any ``gamma``
+    (:mod:`deepcluster_sk.memberships`)."""
+
+
 class DeepFuzzyCMeans(BaseDeepClusterer):
     __doc__ = f"""Deep fuzzy c-means: soft clustering in a jointly trained embedding.
 
@@ -286,20 +330,7 @@ class DeepFuzzyCMeans(BaseDeepClusterer):
 
     Notes
     -----
-    With ``D_ij`` the squared distance of embedding ``z_i`` to centre
-    ``c_j`` divided by the embedding's total scatter
-    ``T = mean_i ||z_i - mean(z)||^2``, memberships and the per-sample
-    objective are::
-
-        u_ij = D_ij^(-1/(m-1)) / sum_k D_ik^(-1/(m-1))
-        J_i  = min_u sum_j u_ij^m D_ij = (sum_j D_ij^(-1/(m-1)))^(-(m-1))
-
-    computed in the log domain (:mod:`deepcluster_sk.memberships`). Dividing
-    by ``T`` makes the clustering loss scale-invariant: it cannot be lowered
-    by shrinking the embedding, and collapsing it makes the loss worse
-    (:func:`deepcluster_sk.losses.clustering_loss`). Training minimises
-    ``mean_i J_i + recon_weight * reconstruction`` over encoder, decoder
-    and centres.
+{_FCM_NOTES}
 
     Examples
     --------
@@ -308,7 +339,8 @@ class DeepFuzzyCMeans(BaseDeepClusterer):
     >>> X, _ = load_digits(return_X_y=True)
     >>> X = X[:300] / 16.0
     >>> dfcm = DeepFuzzyCMeans(n_clusters=10, hidden_layer_sizes=(64,),
-    ...                        pretrain_epochs=5, max_epochs=5, random_state=0)
+    ...                        pretrain_epochs=5, max_epochs=5,
+    ...                        random_state=0)
     >>> dfcm.fit(X).predict_proba(X[:2]).shape
     (2, 10)
     >>> dfcm.transform(X[:2]).shape
@@ -361,15 +393,7 @@ class DeepMEC(BaseDeepClusterer):
 
     Notes
     -----
-    With ``D_ij`` the squared distance of embedding ``z_i`` to centre
-    ``c_j`` divided by the embedding's total scatter::
-
-        u_ij = exp(-D_ij / gamma) / sum_k exp(-D_ik / gamma)
-        J_i  = min_u sum_j u_ij D_ij + gamma sum_j u_ij ln u_ij
-             = -gamma logsumexp_j(-D_ij / gamma)
-
-    the free energy of a Gibbs distribution over clusters, computed with
-    ``logsumexp`` so it stays finite for any ``gamma``.
+{_MEC_NOTES}
 
     Examples
     --------
@@ -377,8 +401,9 @@ class DeepMEC(BaseDeepClusterer):
     >>> from deepcluster_sk import DeepMEC
     >>> X, _ = load_digits(return_X_y=True)
     >>> X = X[:300] / 16.0
-    >>> mec = DeepMEC(n_clusters=10, gamma=0.1, hidden_layer_sizes=(64,),
-    ...               pretrain_epochs=5, max_epochs=5, random_state=0)
+    >>> mec = DeepMEC(n_clusters=10, gamma=0.1,
+    ...               hidden_layer_sizes=(64,), pretrain_epochs=5,
+    ...               max_epochs=5, random_state=0)
     >>> labels = mec.fit_predict(X)
     >>> labels.shape, mec.cluster_centers_.shape
     ((300,), (10, 10))

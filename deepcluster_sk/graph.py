@@ -9,7 +9,8 @@
 The deep clusterers build the graph once, on the pretrained embedding
 (``n_neighbors``), use it to initialise the centres (``init_smoothing``,
 ``init_refine``) and pair every training row with a neighbour in joint
-training (:class:`deepcluster_sk._training.TensorBatchIterator`).
+training (the neighbour-consistency term,
+:func:`deepcluster_sk.losses.neighbor_consistency_loss`).
 """
 
 import numpy as np

@@ -27,13 +27,51 @@ __all__ = [
     "plot_cluster_exemplars",
 ]
 
-#: Colour and line style of each ``history_`` term in :func:`plot_training_history`.
-_HISTORY_TERMS = {
+#: Colour and line style of the known ``history_`` curves in
+#: :func:`plot_training_history`; any other loss term gets the next of
+#: ``_OTHER_TERM_STYLES``.
+_HISTORY_STYLES = {
     "train_loss": ("black", "-"),
     "recon": ("tab:blue", "--"),
     "cluster": ("tab:orange", "--"),
     "contrastive": ("tab:green", "--"),
+    "consistency": ("tab:purple", "--"),
+    "neighbor": ("tab:brown", "--"),
 }
+_OTHER_TERM_STYLES = [
+    ("tab:pink", "-."), ("tab:olive", "-."), ("tab:cyan", "-."), ("tab:gray", "-."),
+    ("darkgoldenrod", "-."), ("navy", "-."),
+]
+#: Keys of a ``history_`` row that are not loss terms: the package's own
+#: bookkeeping and skorch's (``train_batch_count``, ``event_*``, ``*_best``).
+_HISTORY_BOOKKEEPING = frozenset({
+    "epoch", "phase", "train_loss", "dur", "delta_label", "n_reseeded", "cluster_sizes",
+    "train_batch_count", "valid_batch_count", "valid_loss",
+})
+
+
+def _loss_terms(estimator, history):
+    """Names of the loss terms recorded in ``history``, in order.
+
+    ``estimator.loss_terms_`` when the estimator has it; otherwise every key
+    of the rows whose value is a number and that is not bookkeeping, in the
+    order of first appearance.
+    """
+    names = getattr(estimator, "loss_terms_", None)
+    if names is not None:
+        return tuple(names)
+    from numbers import Real
+
+    found = {}
+    for row in history:
+        for key, value in row.items():
+            if (
+                key in _HISTORY_BOOKKEEPING or key.startswith("event_") or key.endswith("_best")
+                or isinstance(value, bool) or not isinstance(value, Real)
+            ):
+                continue
+            found.setdefault(key, None)
+    return tuple(found)
 
 
 def _pyplot():
@@ -295,8 +333,16 @@ def plot_training_history(estimator, *, ax=None):
     """Loss curves of every training epoch, phase by phase.
 
     Reads ``estimator.history_`` (one dict per epoch with ``phase``,
-    ``epoch``, ``train_loss`` and, when present, the terms ``recon``,
-    ``cluster``, ``contrastive`` and ``delta_label``). Epochs are numbered
+    ``epoch``, ``train_loss``, one number per loss term and, in joint
+    training, ``delta_label``) and draws ``train_loss`` and every loss term:
+    the names in ``estimator.loss_terms_`` when the estimator has that
+    attribute, else every numeric key of the rows that is not bookkeeping
+    (``epoch``, ``dur``, ``delta_label``, ``n_reseeded``, skorch's
+    ``train_batch_count``, ...). ``recon``, ``cluster``, ``contrastive``,
+    ``consistency`` and ``neighbor`` have fixed colours; other terms get
+    dash-dotted lines. The terms are drawn unweighted: ``train_loss`` is
+    their sum weighted by ``recon_weight``, ``contrastive_weight`` and
+    ``consistency_weight`` (``cluster`` has weight 1). Epochs are numbered
     across phases; a dashed vertical line separates the phases
     (``pretrain``, ``joint``; ``contrastive`` for
     :class:`~deepcluster_sk.ContrastiveEmbedder`), each named at the top,
@@ -344,12 +390,19 @@ def plot_training_history(estimator, *, ax=None):
             segments.append((phase, []))
         segments[-1][1].append((step, row))
 
+    from itertools import cycle
+
+    others = cycle(_OTHER_TERM_STYLES)
+    curves = {"train_loss": _HISTORY_STYLES["train_loss"]}
+    for term in _loss_terms(estimator, history):
+        curves[term] = _HISTORY_STYLES.get(term) or next(others)
+
     ax = _get_ax(ax, figsize=(7, 4))
     delta_ax = None
     labelled = set()
     for i, (phase, rows) in enumerate(segments):
         steps = np.array([s for s, _ in rows])
-        for term, (color, style) in _HISTORY_TERMS.items():
+        for term, (color, style) in curves.items():
             values = np.array([r.get(term, np.nan) for _, r in rows], dtype=float)
             if np.all(np.isnan(values)):
                 continue

@@ -21,6 +21,7 @@ ROOT = DOCS.parent
 sys.path.insert(0, str(ROOT))
 
 import deepcluster_sk  # noqa: E402
+from sphinx_gallery.sorting import ExplicitOrder  # noqa: E402
 
 project = "deepcluster_sk"
 author = "the deepcluster_sk developers"
@@ -30,6 +31,7 @@ version = release = deepcluster_sk.__version__
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
+    "sphinx.ext.intersphinx",
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
     "numpydoc",
@@ -40,7 +42,7 @@ extensions = [
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "**/.ipynb_checkpoints", "auto_examples/*.ipynb"]
+exclude_patterns = ["_build", "_inventories", "**/.ipynb_checkpoints", "auto_examples/*.ipynb"]
 default_role = "literal"
 nitpicky = False
 
@@ -48,9 +50,29 @@ nitpicky = False
 autosummary_generate = True
 autodoc_default_options = {"member-order": "bysource"}
 autodoc_typehints = "none"
+# "fit()" rather than "DeepFuzzyCMeans.fit()" in the page's table of contents
+toc_object_entries_show_parents = "hide"
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False
+
+# -- intersphinx: links to Python, scikit-learn, NumPy, SciPy, PyTorch, ... ------
+# The build must work offline (CI cannot download), so the inventories are
+# shipped in _inventories/ and never fetched; _inventories/README.md says where
+# each comes from and how to refresh it.
+INVENTORIES = DOCS / "_inventories"
+intersphinx_mapping = {
+    name: (url, str(INVENTORIES / f"{name}.inv"))
+    for name, url in {
+        "python": "https://docs.python.org/3/",
+        "sklearn": "https://scikit-learn.org/stable/",
+        "scipy": "https://docs.scipy.org/doc/scipy/",
+        "numpy": "https://numpy.org/doc/stable/",
+        "torch": "https://docs.pytorch.org/docs/stable/",
+        "joblib": "https://joblib.readthedocs.io/en/stable/",
+        "distributed": "https://distributed.dask.org/en/stable/",
+    }.items()
+}
 
 # -- MyST (markdown pages) ------------------------------------------------------
 myst_enable_extensions = ["dollarmath", "colon_fence", "deflist"]
@@ -61,7 +83,18 @@ sphinx_gallery_conf = {
     "examples_dirs": str(ROOT / "examples"),
     "gallery_dirs": "auto_examples",
     "filename_pattern": r"/plot_",
-    "within_subsection_order": "FileNameSortKey",
+    # the quickstart first, then from the everyday to the specialised
+    "within_subsection_order": ExplicitOrder([
+        "plot_digits_quickstart.py",
+        "plot_tabular_pipeline.py",
+        "plot_softness.py",
+        "plot_training_history.py",
+        "plot_label_free_selection.py",
+        "plot_contrastive_pipeline.py",
+        "*",
+    ]),
+    # a plot call's return value (<Axes: ...>) is not output worth showing
+    "ignore_repr_types": r"matplotlib\.(axes|figure|text|image|collections)",
     "abort_on_example_error": True,
     "remove_config_comments": True,
     "download_all_examples": False,
@@ -76,10 +109,12 @@ html_theme = "pydata_sphinx_theme"
 html_title = f"deepcluster_sk {release}"
 html_theme_options = {
     "navbar_align": "left",
+    "header_links_before_dropdown": 7,
     "show_toc_level": 2,
     "secondary_sidebar_items": ["page-toc"],
     "footer_start": ["copyright"],
     "footer_end": [],
 }
-html_static_path = []
+html_static_path = ["_static"]
+html_css_files = ["deepcluster_sk.css"]
 html_show_sourcelink = False

@@ -20,12 +20,13 @@ X, y = load_digits_images(return_X_y=True)
 X, y = X[:1000], y[:1000]
 
 embedder = ContrastiveEmbedder(
-    image_shape=(1, 8, 8), hidden_layer_sizes=(128,), latent_dim=16, max_epochs=15,
-    random_state=0,
+    image_shape=(1, 8, 8), hidden_layer_sizes=(128,), latent_dim=16,
+    max_epochs=15, random_state=0,
 ).fit(X)
 Z = embedder.transform(X)
 km = KMeans(10, n_init=10, random_state=0).fit(Z)
-print(f"k-means on the contrastive embedding: NMI = {normalized_mutual_info_score(y, km.labels_):.3f}")
+nmi = normalized_mutual_info_score(y, km.labels_)
+print(f"k-means on the contrastive embedding: NMI = {nmi:.3f}")
 
 # %%
 # The embedding, coloured by the true digit (a transformer has no clusters
@@ -37,9 +38,11 @@ plot_embedding(embedder, X, y)
 # reconstruction weight is set to zero; the clustering term is trained
 # together with the contrastive term that built the embedding.
 mec = DeepMEC(
-    n_clusters=10, gamma=0.1, encoder=embedder.encoder_, pretrain_epochs=0, max_epochs=5,
-    recon_weight=0.0, contrastive_weight=1.0, augment="auto", image_shape=(1, 8, 8),
+    n_clusters=10, gamma=0.1, encoder=embedder.encoder_,
+    pretrain_epochs=0, max_epochs=5, recon_weight=0.0,
+    contrastive_weight=1.0, augment="auto", image_shape=(1, 8, 8),
     random_state=0,
 ).fit(X)
-print(f"DeepMEC from the contrastive encoder: NMI = {normalized_mutual_info_score(y, mec.labels_):.3f}")
+nmi = normalized_mutual_info_score(y, mec.labels_)
+print(f"DeepMEC from the contrastive encoder: NMI = {nmi:.3f}")
 plot_embedding(mec, X, y)

@@ -25,14 +25,17 @@ from deepcluster_sk.metrics import cluster_accuracy
 
 X, y = load_digits_images(return_X_y=True)
 dfcm = DeepFuzzyCMeans(
-    n_clusters=10, m=1.5, hidden_layer_sizes=(128,), latent_dim=10, image_shape=(1, 8, 8),
-    batch_size=64, pretrain_epochs=15, max_epochs=10, random_state=0,
+    n_clusters=10, m=1.5, hidden_layer_sizes=(128,), latent_dim=10,
+    image_shape=(1, 8, 8), batch_size=64, pretrain_epochs=15,
+    max_epochs=10, random_state=0,
 )
 labels = dfcm.fit_predict(X)
 U = dfcm.predict_proba(X)  # soft memberships, rows sum to one
-Z = dfcm.transform(X)  # the learnt embedding, where the centres live
-print(f"memberships {U.shape}, embedding {Z.shape}, centres {dfcm.cluster_centers_.shape}")
-print(f"ACC = {cluster_accuracy(y, labels):.3f}, NMI = {normalized_mutual_info_score(y, labels):.3f}")
+Z = dfcm.transform(X)  # the embedding the centres live in
+print(f"memberships {U.shape}, embedding {Z.shape}, "
+      f"centres {dfcm.cluster_centers_.shape}")
+print(f"ACC = {cluster_accuracy(y, labels):.3f}, "
+      f"NMI = {normalized_mutual_info_score(y, labels):.3f}")
 
 # %%
 # The embedding
@@ -40,7 +43,7 @@ print(f"ACC = {cluster_accuracy(y, labels):.3f}, NMI = {normalized_mutual_info_s
 # Each point is a digit image in the learnt embedding (projected to 2-D by
 # PCA), coloured by its cluster; the fainter a point, the lower its largest
 # membership. Crosses mark the centres.
-from deepcluster_sk.plotting import plot_embedding  # noqa: E402
+from deepcluster_sk.plotting import plot_embedding
 
 plot_embedding(dfcm, X, y)
 
@@ -50,7 +53,7 @@ plot_embedding(dfcm, X, y)
 # Fuzzy c-means never gives a membership of exactly one: the histograms show
 # how concentrated the rows of ``U`` are. The dotted line is ``1 / c``, the
 # largest membership of a row that says nothing.
-from deepcluster_sk.plotting import plot_membership_uncertainty  # noqa: E402
+from deepcluster_sk.plotting import plot_membership_uncertainty
 
 plot_membership_uncertainty(dfcm, X)
 
@@ -58,6 +61,6 @@ plot_membership_uncertainty(dfcm, X)
 # What each cluster stands for
 # ----------------------------
 # The images nearest each centre in the embedding.
-from deepcluster_sk.plotting import plot_cluster_exemplars  # noqa: E402
+from deepcluster_sk.plotting import plot_cluster_exemplars
 
 plot_cluster_exemplars(dfcm, X, n_per_cluster=10)

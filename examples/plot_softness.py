@@ -16,13 +16,17 @@ import torch
 
 from deepcluster_sk import DeepFuzzyCMeans
 from deepcluster_sk.datasets import load_digits_images
-from deepcluster_sk.memberships import fcm_memberships, mec_memberships, squared_distances
+from deepcluster_sk.memberships import (
+    fcm_memberships,
+    mec_memberships,
+    squared_distances,
+)
 
 X, _ = load_digits_images(return_X_y=True)
 X = X[:800]
 dfcm = DeepFuzzyCMeans(
-    n_clusters=10, hidden_layer_sizes=(128,), batch_size=64, pretrain_epochs=10, max_epochs=5,
-    random_state=0,
+    n_clusters=10, hidden_layer_sizes=(128,), batch_size=64,
+    pretrain_epochs=10, max_epochs=5, random_state=0,
 ).fit(X)
 
 # the distances the estimators use: squared, divided by the total scatter
@@ -40,11 +44,13 @@ D = squared_distances(Z, C) / ((Z - Z.mean(0)).pow(2).sum(1).mean())
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), sharey=True)
 bins = np.linspace(0, 1, 21)
 for m in (1.1, 1.5, 2.0, 3.0):
-    axes[0].hist(fcm_memberships(D, m).max(1).values.numpy(), bins=bins, histtype="step",
-                 linewidth=2, label=f"m = {m}")
+    largest = fcm_memberships(D, m).max(1).values.numpy()
+    axes[0].hist(largest, bins=bins, histtype="step", linewidth=2,
+                 label=f"m = {m}")
 for gamma in (0.02, 0.1, 0.5):
-    axes[1].hist(mec_memberships(D, gamma).max(1).values.numpy(), bins=bins, histtype="step",
-                 linewidth=2, label=f"gamma = {gamma}")
+    largest = mec_memberships(D, gamma).max(1).values.numpy()
+    axes[1].hist(largest, bins=bins, histtype="step", linewidth=2,
+                 label=f"gamma = {gamma}")
 axes[0].set_title("fuzzy c-means")
 axes[1].set_title("maximum-entropy clustering")
 for ax in axes:
@@ -58,4 +64,5 @@ fig.tight_layout()
 # trained on is a soft minimum of the distances, and a softer one pulls on
 # more centres at once. Changing ``m`` or ``gamma`` after ``fit`` (with
 # ``set_params``) changes what ``predict_proba`` returns, not the embedding.
-print("mean largest membership at m=1.5:", float(fcm_memberships(D, 1.5).max(1).values.mean()))
+mean_largest = float(fcm_memberships(D, 1.5).max(1).values.mean())
+print(f"mean largest membership at m=1.5: {mean_largest:.3f}")

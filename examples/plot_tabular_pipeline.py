@@ -20,12 +20,15 @@ from deepcluster_sk.plotting import plot_embedding
 X, y = load_wine(return_X_y=True)
 model = make_pipeline(
     StandardScaler(),
-    DeepMEC(n_clusters=3, gamma=0.1, hidden_layer_sizes=(32,), latent_dim=4, batch_size=32,
-            pretrain_epochs=20, max_epochs=20, random_state=0),
+    DeepMEC(n_clusters=3, gamma=0.1, hidden_layer_sizes=(32,),
+            latent_dim=4, batch_size=32, pretrain_epochs=20,
+            max_epochs=20, random_state=0),
 )
 labels = model.fit_predict(X)
-print(f"ARI against the cultivars: {adjusted_rand_score(y, labels):.3f}")
-print("memberships of the first three wines:\n", model.predict_proba(X[:3]).round(3))
+ari = adjusted_rand_score(y, labels)
+print(f"ARI against the cultivars: {ari:.3f}")
+print("memberships of the first three wines:")
+print(model.predict_proba(X[:3]).round(3))
 
 # %%
 # ``plot_embedding`` takes the clusterer and the rows it sees, so pass the

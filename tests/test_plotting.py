@@ -1,5 +1,7 @@
 """Tests for deepcluster_sk.plotting: render with Agg, check axes and artists."""
 
+import copy
+
 import numpy as np
 import pytest
 from sklearn.cluster import KMeans
@@ -115,18 +117,39 @@ def test_plot_membership_uncertainty_rejects(fitted, digits):
         plot_membership_uncertainty(kmeans, digits[0])
 
 
+#: Keys of a history_ row that are not loss terms (ours and skorch's).
+_BOOKKEEPING = {"epoch", "phase", "train_loss", "dur", "delta_label", "n_reseeded", "cluster_sizes",
+                "train_batch_count"}
+
+
+def _terms_in_history(history):
+    """Every loss term recorded in ``history``: numeric keys that are not bookkeeping."""
+    terms = []
+    for row in history:
+        for key, value in row.items():
+            if (key not in _BOOKKEEPING and not key.startswith("event_") and not key.endswith("_best")
+                    and isinstance(value, (int, float, np.floating)) and not isinstance(value, bool)
+                    and key not in terms):
+                terms.append(key)
+    return terms
+
+
+def _legend(ax):
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
 def test_plot_training_history(fitted, tmp_path):
     ax = plot_training_history(fitted)
     _save(ax.figure, tmp_path, "history")
     assert [t.get_text() for t in ax.texts] == ["pretrain", "joint"]
-    # train_loss and recon in both phases, cluster in the joint phase, one
-    # phase separator
+    # train_loss and recon in both phases, cluster and neighbor (n_neighbors
+    # is on by default) in the joint phase, one phase separator
     solid = [line for line in ax.lines if line.get_linestyle() in ("-", "--") and len(line.get_xdata()) > 2]
-    assert len(solid) == 5
+    assert len(solid) == 6
     separators = [line for line in ax.lines if len(line.get_xdata()) == 2 and line.get_xdata()[0] == 3.5]
     assert len(separators) == 1
-    legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert legend == ["train_loss", "recon", "cluster", "delta_label"]
+    assert _legend(ax) == ["train_loss", "recon", "cluster", "neighbor", "delta_label"]
+    assert _legend(ax) == ["train_loss", *_terms_in_history(fitted.history_), "delta_label"]
     assert len(ax.figure.axes) == 2  # twin axes for delta_label
     n_epochs = len(fitted.history_)
     assert max(max(line.get_xdata()) for line in ax.lines) == n_epochs
@@ -137,9 +160,29 @@ def test_plot_training_history_contrastive_and_mec(digits, tmp_path):
     mec = DeepMEC(N_CLUSTERS, pretrain="contrastive", augment="auto", image_shape=(1, 8, 8), **TINY).fit(X)
     ax = plot_training_history(mec)
     _save(ax.figure, tmp_path, "history_mec")
-    legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert "contrastive" in legend and "cluster" in legend and "recon" in legend
+    terms = _terms_in_history(mec.history_)
+    assert {"contrastive", "cluster", "recon", "consistency", "neighbor"} <= set(terms)
+    # every term of history_ is drawn, each once in the legend
+    assert sorted(_legend(ax)) == sorted(["train_loss", *terms, "delta_label"])
     assert [t.get_text() for t in ax.texts] == ["pretrain", "joint"]
+
+
+def test_plot_training_history_draws_unknown_and_declared_terms(fitted):
+    # a term the plot has no colour for is drawn too, and ``loss_terms_``
+    # (when the estimator has it) names the terms
+    est = copy.copy(fitted)
+    est.history_ = [dict(row, measurement=0.5 + 0.1 * i, equivariance=0.2)
+                    for i, row in enumerate(fitted.history_)]
+    ax = plot_training_history(est)
+    assert _legend(ax) == ["train_loss", *_terms_in_history(est.history_), "delta_label"]
+    assert {"measurement", "equivariance"} <= set(_legend(ax))
+    styles = {line.get_label(): line.get_linestyle() for line in ax.lines}
+    assert styles["measurement"] == "-." and styles["equivariance"] == "-."
+    assert len({line.get_color() for line in ax.lines if line.get_label() in ("measurement", "equivariance")}) == 2
+    plt.close("all")
+    est.loss_terms_ = ("cluster", "measurement")
+    ax = plot_training_history(est)
+    assert sorted(_legend(ax)) == ["cluster", "delta_label", "measurement", "train_loss"]
 
 
 def test_plot_cluster_exemplars(fitted, digits, tmp_path):
