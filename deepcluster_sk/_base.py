@@ -21,7 +21,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch.callbacks import Callback
 from torch import nn
 
-from ._data import MappedRows, as_rows, iter_chunks
+from ._data import MappedRows, as_rows, iter_chunks, scaled
 from ._engine import Runtime, UserInterrupt, encode
 from .augment import build_augment, check_augment, seeded_global_rng
 from .networks import ProjectionHead, build_autoencoder
@@ -140,7 +140,7 @@ class DeepEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
 
     def _check_params(self, X):
         sizes = self.hidden_layer_sizes
-        if not all(isinstance(v, Integral) and not isinstance(v, bool) and v > 0 for v in sizes):
+        if not (isinstance(sizes, str) and sizes == "auto") and not all(isinstance(v, Integral) and not isinstance(v, bool) and v > 0 for v in sizes):
             raise ValueError(f"hidden_layer_sizes must be positive ints, got {sizes!r}.")
         _check_callbacks(self.callbacks)
 
@@ -216,7 +216,7 @@ class DeepEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         return augment
 
     # -- networks ---------------------------------------------------------
-    def _build_networks(self, X, runtime, *, with_head):
+    def _build_networks(self, X, runtime, *, with_head, hidden_layer_sizes=None, latent_dim=None):
         """(encoder, decoder or None, head or None, latent_dim), on the CPU.
 
         Weights are drawn from torch's global generator seeded from the fit
@@ -226,8 +226,8 @@ class DeepEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         user = copy.deepcopy(self.encoder) if not isinstance(self.encoder, str) else self.encoder
         with seeded_global_rng(runtime.seed, runtime.device):
             encoder, decoder = build_autoencoder(
-                user, X.shape[1], hidden_layer_sizes=self.hidden_layer_sizes,
-                latent_dim=self.latent_dim, image_shape=self.image_shape,
+                user, X.shape[1], hidden_layer_sizes=hidden_layer_sizes or self.hidden_layer_sizes,
+                latent_dim=latent_dim or self.latent_dim, image_shape=self.image_shape,
             )
             # (copies of) user modules may live on a GPU: probe on the CPU
             encoder, decoder = encoder.cpu(), decoder.cpu() if decoder is not None else None
@@ -256,8 +256,9 @@ class DeepEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
 
     # -- inference --------------------------------------------------------
     def _embed(self, X):
-        """Validated ``X`` -> embedding tensor on ``device_``."""
-        return encode(self.module_.encoder, X, device=self.device_, batch_size=self.inference_batch_size)
+        """Validated ``X`` -> embedding tensor on ``device_`` (``X`` divided by ``input_scale_`` first)."""
+        rows = scaled(X, 1.0 / getattr(self, "input_scale_", 1.0))
+        return encode(self.module_.encoder, rows, device=self.device_, batch_size=self.inference_batch_size)
 
     def transform(self, X):
         """Embed ``X`` with the trained encoder.

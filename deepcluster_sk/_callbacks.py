@@ -22,7 +22,7 @@ from skorch.callbacks import Callback
 
 from .memberships import squared_distances
 
-__all__ = ["StopTraining", "StateSnapshot", "ClusterAssignment", "CenterReseeder", "Convergence", "EpochProgress"]
+__all__ = ["StopTraining", "StateSnapshot", "Plateau", "ClusterAssignment", "CenterReseeder", "Convergence", "EpochProgress"]
 
 
 class StopTraining(KeyboardInterrupt):
@@ -93,6 +93,33 @@ def _weight_norm(module):
     with torch.no_grad():
         return math.sqrt(sum(float(p.detach().float().pow(2).sum())
                              for name, p in module.named_parameters() if name != "centers"))
+
+
+class Plateau(Callback):
+    """Stop a phase when its loss has stopped falling.
+
+    After each epoch: when the best ``train_loss`` of the last ``patience``
+    epochs is not ``min_delta`` (relative) below the best before them,
+    training stops (:class:`StopTraining`); the state after the last epoch
+    is kept.
+
+    Parameters
+    ----------
+    patience : int
+    min_delta : float, default=0.01
+    """
+
+    def __init__(self, patience=10, min_delta=0.01):
+        self.patience = patience
+        self.min_delta = min_delta
+
+    def on_epoch_end(self, net, **kwargs):
+        losses = [row["train_loss"] for row in net.history]
+        if len(losses) <= self.patience:
+            return
+        before, recent = min(losses[: -self.patience]), min(losses[-self.patience:])
+        if recent > before - self.min_delta * abs(before):
+            raise StopTraining
 
 
 class ClusterAssignment(Callback):

@@ -14,6 +14,7 @@ and lets :func:`~._engine.run_phase` run it. The concrete classes in
 
 import copy
 import inspect
+import warnings
 from functools import partial
 from numbers import Integral, Real
 
@@ -24,21 +25,18 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import DeepEstimatorBase
-from ._callbacks import CenterReseeder, ClusterAssignment, Convergence
-from ._data import iter_chunks, sample_rows, to_device
+from ._auto import resolve_auto
+from ._callbacks import CenterReseeder, ClusterAssignment, Convergence, Plateau
+from ._data import input_scale, iter_chunks, sample_rows, scaled, to_device
 from ._engine import Phase, encode, run_phase
 from .augment import seeded_global_rng
-from .graph import nearest_neighbors
-from .initialization import graph_init, kmeans_init, run_init
+from .graph import nearest_neighbors, partition_cost
+from .initialization import centers_from_labels, graph_init, kmeans_init, run_init
 from .losses import Clustering, NeighborConsistency, NTXent, Reconstruction, ViewConsistency, total_scatter
 from .memberships import squared_distances
 from .networks import DeepClusterModule, ProjectionHead
 
 __all__ = ["BaseDeepClusterer"]
-
-#: Gradient steps the automatic pretraining length aims for, and its bounds in epochs.
-_AUTO_PRETRAIN_STEPS = 5000
-_AUTO_PRETRAIN_EPOCHS = (20, 200)
 
 
 class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
@@ -54,17 +52,20 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         **DeepEstimatorBase._parameter_constraints,
         "n_clusters": [Interval(Integral, 1, None, closed="left")],
         "pretrain": [StrOptions({"reconstruction", "contrastive", "both"})],
+        "hidden_layer_sizes": [tuple, list, StrOptions({"auto"})],
+        "latent_dim": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "pretrain_epochs": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
-        "max_epochs": [Interval(Integral, 0, None, closed="left")],
+        "max_epochs": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
         "recon_weight": [Interval(Real, 0, None, closed="left")],
         "contrastive_weight": [Interval(Real, 0, None, closed="left")],
         "consistency_weight": [Interval(Real, 0, None, closed="left")],
         "neighbor_weight": [Interval(Real, 0, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "split_below": [Interval(Real, 0, 1, closed="left")],
-        "n_neighbors": [Interval(Integral, 0, None, closed="left")],
+        "n_neighbors": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
         "init": [StrOptions({"graph", "k-means++"}), callable],
-        "init_smoothing": [Interval(Integral, 0, None, closed="left")],
+        "init_smoothing": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
         "init_refine": ["boolean"],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "warm_start": ["boolean"],
@@ -75,14 +76,14 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         n_clusters=8,
         *,
         encoder="mlp",
-        hidden_layer_sizes=(500, 500, 2000),
-        latent_dim=10,
+        hidden_layer_sizes="auto",
+        latent_dim="auto",
         image_shape=None,
         pretrain="reconstruction",
         augment=None,
         pretrain_epochs="auto",
-        max_epochs=100,
-        batch_size=256,
+        max_epochs="auto",
+        batch_size="auto",
         lr=1e-3,
         recon_weight=0.1,
         contrastive_weight=0.0,
@@ -92,12 +93,12 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         projection_dim=64,
         tol=1e-3,
         split_below=0.0,
-        n_neighbors=10,
+        n_neighbors="auto",
         init="graph",
-        init_smoothing=64,
+        init_smoothing="auto",
         init_refine=True,
         n_init=10,
-        precision="fp32",
+        precision="auto",
         device="auto",
         callbacks=None,
         warm_start=False,
@@ -169,51 +170,62 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         """Whether a contrastive term (and so a projection head) is trained."""
         return self.pretrain != "reconstruction" or self.contrastive_weight > 0
 
-    def _pretrain_epochs(self, n_samples):
-        if self.pretrain_epochs != "auto":
-            return self.pretrain_epochs
-        n_batches = max(1, n_samples // self.batch_size)
-        lo, hi = _AUTO_PRETRAIN_EPOCHS
-        return int(np.clip(round(_AUTO_PRETRAIN_STEPS / n_batches), lo, hi))
-
     # -- the fit ------------------------------------------------------------
     def _fit(self, X, runtime):
-        rows = to_device(X, runtime.device)
-        augment = self._build_augment(X)
-        # the unit of the reconstruction term: the data's mean feature variance
-        recon_scale = max(float(sample_rows(X, 10000).var(dim=0).mean()), 1e-8)
         warm = self._warm_starting()
+        p = self.resolved_params_ if warm else resolve_auto(self.get_params(), len(X), self.n_clusters)
+        self.resolved_params_ = p
+        self.input_scale_ = self.input_scale_ if warm else input_scale(X)
+        rows = scaled(to_device(X, runtime.device), 1.0 / self.input_scale_)
+        augment = self._build_augment(X)
+        # the unit of the reconstruction term: the scaled data's mean feature variance
+        recon_scale = max(float(sample_rows(rows, 10000).var(dim=0).mean()), 1e-8)
         if warm:
             module, history = self._warm_module(runtime), list(self.history_)
         else:
-            module, history = self._new_module(X, runtime), []
+            module, history = self._new_module(X, runtime, p), []
             self.n_iter_ = self.n_reseeded_ = 0
-            epochs = self._pretrain_epochs(len(X))
-            if epochs > 0:
-                history += run_phase(module, self._pretrain_phase(module, epochs, augment, recon_scale), rows, runtime)
+            if p["pretrain_epochs"] > 0:
+                phase = self._pretrain_phase(module, p, augment, recon_scale, n_batches=len(X) // p["batch_size"])
+                history += run_phase(module, phase, rows, runtime)
         encode_rows = partial(encode, device=runtime.device, amp_dtype=runtime.amp_dtype)
-        Z = encode_rows(module.encoder, rows)
+        Z = self._pretrained_embedding(encode_rows(module.encoder, rows), warm)
+        neighbors = nearest_neighbors(Z, p["n_neighbors"]) if self._needs_neighbors(warm, p) else None
+        if not warm:
+            self._initialise(module, Z, neighbors, runtime, p)
+        if p["max_epochs"] > 0:
+            history += self._train_jointly(module, rows, Z, neighbors, augment, recon_scale, runtime, encode_rows, p)
+        Z = self._set_fitted(module, rows, history, runtime)
+        if neighbors is not None and not warm:
+            self._guard_partition(neighbors, Z)
+        return self
+
+    def _needs_neighbors(self, warm, p):
+        """Whether the initialisation or the joint phase uses the neighbour graph."""
+        graph_init_used = not warm and (callable(self.init) or (self.init == "graph" and p["init_smoothing"] > 0))
+        joint_uses = p["max_epochs"] > 0 and self.neighbor_weight > 0
+        return p["n_neighbors"] > 0 and (graph_init_used or joint_uses or not warm)
+
+    def _pretrained_embedding(self, Z, warm):
         if not torch.isfinite(Z).all():
             raise FloatingPointError(
                 "The encoder's embedding of X is not finite after pretraining (a user module or "
                 "the data gone wrong?); the estimator was left as it was."
             )
-        neighbors = nearest_neighbors(Z, self.n_neighbors) if self._needs_neighbors(warm) else None
-        if not warm:
-            self._initialise(module, Z, neighbors, runtime)
-        if self.max_epochs > 0:
-            history += self._train_jointly(module, rows, Z, neighbors, augment, recon_scale, runtime, encode_rows)
-        self._set_fitted(module, X, history, runtime)
-        return self
+        if not warm and len(Z) > 1 and float(total_scatter(Z.float())) <= 1e-12 * float(Z.float().pow(2).mean()):
+            warnings.warn(
+                "The pretrained embedding collapsed to a single point: every sample looks the same to "
+                "the encoder. Check that X varies, or set a larger lr / pretrain_epochs.",
+                RuntimeWarning, stacklevel=4,
+            )
+        return Z
 
-    def _needs_neighbors(self, warm):
-        """Whether the initialisation or the joint phase uses the neighbour graph."""
-        graph_init_used = not warm and (callable(self.init) or (self.init == "graph" and self.init_smoothing > 0))
-        return self.n_neighbors > 0 and (graph_init_used or (self.max_epochs > 0 and self.neighbor_weight > 0))
-
-    def _new_module(self, X, runtime):
-        encoder, decoder, head, latent_dim = self._build_networks(X, runtime, with_head=self._uses_views())
-        if decoder is None and self._pretrain_epochs(len(X)) > 0 and self.pretrain != "contrastive":
+    def _new_module(self, X, runtime, p):
+        encoder, decoder, head, latent_dim = self._build_networks(
+            X, runtime, with_head=self._uses_views(), hidden_layer_sizes=p["hidden_layer_sizes"],
+            latent_dim=p["latent_dim"],
+        )
+        if decoder is None and p["pretrain_epochs"] > 0 and self.pretrain != "contrastive":
             raise ValueError(
                 "A user encoder without a decoder cannot be pretrained on reconstruction: "
                 "pass (encoder, decoder), pretrain='contrastive' or pretrain_epochs=0."
@@ -242,22 +254,25 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
                 module.head = ProjectionHead(self.n_latent_, out_dim=self.projection_dim).to(runtime.device)
         return module
 
-    def _pretrain_phase(self, module, epochs, augment, recon_scale):
+    def _pretrain_phase(self, module, p, augment, recon_scale, n_batches):
         recon = self.pretrain in ("reconstruction", "both") and module.decoder is not None
         contrastive = self.pretrain in ("contrastive", "both")
+        epochs = p["pretrain_epochs"]
+        # 'auto' pretraining stops when its loss plateaus (about 500 steps without 1 % progress)
+        plateau = [Plateau(patience=max(5, 500 // max(1, n_batches)))] if self.pretrain_epochs == "auto" else []
         return Phase(
             "pretrain",
             [Reconstruction(float(recon), scale=recon_scale), NTXent(float(contrastive), temperature=self.temperature)],
-            max_epochs=epochs, lr=self.lr, batch_size=self.batch_size, schedule="cosine",
-            augment=augment, on_interrupt="abort",
+            max_epochs=epochs, lr=self.lr, batch_size=p["batch_size"], schedule="cosine",
+            augment=augment, on_interrupt="abort", callbacks=plateau,
         )
 
-    def _initialise(self, module, Z, neighbors, runtime):
+    def _initialise(self, module, Z, neighbors, runtime, p):
         """Initial centres from the pretrained embedding ``Z`` (sets ``init_labels_``)."""
         if callable(self.init):
             strategy = self.init
         elif self.init == "graph":
-            strategy = partial(graph_init, n_init=self.n_init, n_steps=self.init_smoothing, refine=self.init_refine)
+            strategy = partial(graph_init, n_init=self.n_init, n_steps=p["init_smoothing"], refine=self.init_refine)
         else:
             strategy = partial(kmeans_init, n_init=self.n_init)
         init = run_init(strategy, Z, self.n_clusters, neighbors=neighbors, random_state=runtime.seed)
@@ -277,14 +292,14 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
             NeighborConsistency(rule, self.neighbor_weight if neighbors is not None else 0.0),
         ]
 
-    def _train_jointly(self, module, rows, Z, neighbors, augment, recon_scale, runtime, encode_rows):
+    def _train_jointly(self, module, rows, Z, neighbors, augment, recon_scale, runtime, encode_rows, p):
         with torch.no_grad():
             labels = squared_distances(Z, module.centers.detach()).argmin(dim=1)
         assignment = ClusterAssignment(rows, labels, encode_rows)
         reseeder = CenterReseeder(assignment, split_below=self.split_below, seed=runtime.seed)
         terms = self._joint_terms(module, augment, neighbors, recon_scale)
         phase = Phase(
-            "joint", terms, max_epochs=self.max_epochs, lr=self.lr, batch_size=self.batch_size,
+            "joint", terms, max_epochs=p["max_epochs"], lr=self.lr, batch_size=p["batch_size"],
             augment=augment, on_interrupt="keep",
             callbacks=[assignment, reseeder, Convergence(assignment, reseeder, tol=self.tol)],
             partners=neighbors if any(t.name == "neighbor" and t.weight > 0 for t in terms) else None,
@@ -299,7 +314,7 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         """The parameters that shape the network (a warm start may not change them)."""
         return {name: getattr(self, name) for name in ("encoder", "hidden_layer_sizes", "latent_dim", "image_shape")}
 
-    def _set_fitted(self, module, X, history, runtime):
+    def _set_fitted(self, module, rows, history, runtime):
         self._fitted_architecture = self._architecture()
         module.head = None  # only needed for training
         module.eval()
@@ -309,15 +324,51 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         self.loss_terms_ = tuple(dict.fromkeys(k for row in history for k in row if k in _TERM_NAMES))
         self.n_latent_ = module.centers.shape[1]
         self.pretrain_epochs_ = sum(row["phase"] == "pretrain" for row in history)
-        Z = self._embed(X)
+        Z = encode(module.encoder, rows, device=runtime.device, batch_size=self.inference_batch_size)
         with torch.no_grad():
             module.scale.copy_(total_scatter(Z).clamp_min(1e-12))
+        self._set_partition(Z)
+        return Z
+
+    def _set_partition(self, Z):
+        """``labels_``, ``memberships_``, ``inertia_`` and centres from the training embedding."""
         D = self._distances(Z)
         rule = self._membership_rule()
-        self.cluster_centers_ = module.centers.detach().cpu().numpy().copy()
+        self.cluster_centers_ = self.module_.centers.detach().cpu().numpy().copy()
         self.memberships_ = rule.memberships(D).cpu().numpy()
         self.labels_ = D.argmin(dim=1).cpu().numpy()
         self.inertia_ = float(rule.objective(D).mean())
+
+    def _guard_partition(self, neighbors, Z):
+        """Never end worse than the initialisation, never with an empty cluster, silently.
+
+        Judged by :func:`~deepcluster_sk.graph.partition_cost` on the
+        pretrained embedding's neighbour graph: when joint training made the
+        partition cost more than the initial one, the centres move to the
+        means of the initial clusters in the trained embedding (a warning
+        says so).
+        """
+        k, nb = self.n_clusters, neighbors.cpu().numpy()
+        before, after = partition_cost(self.init_labels_, nb, k), partition_cost(self.labels_, nb, k)
+        self.partition_cost_ = after
+        if after > before + 1e-9:
+            warnings.warn(
+                f"Joint training left a worse partition than its initialisation (cost {after:.4f} > "
+                f"{before:.4f}: normalized cut less size entropy on the neighbour graph); the centres were "
+                "reset to the initial clusters. Fewer joint epochs (max_epochs) or a lower lr may help.",
+                RuntimeWarning, stacklevel=4,
+            )
+            centers = centers_from_labels(Z, self.init_labels_, k).to(self.module_.centers)
+            with torch.no_grad():
+                self.module_.centers.copy_(centers)
+            self._set_partition(Z)
+            self.partition_cost_ = partition_cost(self.labels_, nb, k)
+        empty = np.flatnonzero(np.bincount(self.labels_, minlength=k) == 0)
+        if len(empty):
+            warnings.warn(
+                f"{len(empty)} of {k} clusters hold no training sample (clusters {empty.tolist()}); "
+                "the data may have fewer groups than n_clusters.", RuntimeWarning, stacklevel=4,
+            )
 
     # -- inference --------------------------------------------------------
     def _distances(self, Z):

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_array
 
-__all__ = ["MappedRows", "as_rows", "take", "iter_chunks", "to_device", "sample_rows"]
+__all__ = ["MappedRows", "ScaledRows", "as_rows", "scaled", "input_scale", "take", "iter_chunks", "to_device", "sample_rows"]
 
 
 class MappedRows:
@@ -60,13 +60,50 @@ class MappedRows:
             return torch.from_numpy(rows)
 
 
+class ScaledRows:
+    """A row source whose rows are multiplied by ``gain`` when read.
+
+    How the clusterers see ``X / input_scale_`` without a scaled copy of
+    the data (a memory map stays on disk, a GPU tensor is not duplicated).
+    """
+
+    ndim = 2
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, rows, gain):
+        self.rows = as_rows(rows)
+        self.gain = float(gain)
+        self.shape = self.rows.shape
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        return (take(self.rows, key) if isinstance(key, torch.Tensor) else self.rows[key]) * self.gain
+
+
+def scaled(rows, gain):
+    """``rows`` read times ``gain`` (the rows themselves when ``gain == 1``)."""
+    return rows if gain == 1.0 else ScaledRows(rows, gain)
+
+
+def input_scale(X, max_rows=10000):
+    """The largest absolute value of ``X`` (over evenly spaced rows when large).
+
+    The clusterers divide their input by it, so ``X`` and ``c * X`` train
+    the same network on the same numbers (1 for images scaled to [0, 1]).
+    """
+    peak = float(sample_rows(X, max_rows).abs().max()) if len(X) else 0.0
+    return peak if peak > 0 and np.isfinite(peak) else 1.0
+
+
 def as_rows(X):
     """A validated ``X`` as a row source: a float32 tensor or :class:`MappedRows`.
 
     ndarrays are shared, not copied (negative or odd strides are made
     contiguous first, which torch needs).
     """
-    if isinstance(X, (torch.Tensor, MappedRows)):
+    if isinstance(X, (torch.Tensor, MappedRows, ScaledRows)):
         return X
     return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
 

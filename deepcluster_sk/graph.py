@@ -18,7 +18,7 @@ import torch
 from sklearn.cluster import KMeans
 from sklearn.utils import check_random_state
 
-__all__ = ["nearest_neighbors", "normalized_cut", "refine_by_normalized_cut", "smooth_on_neighbors"]
+__all__ = ["nearest_neighbors", "normalized_cut", "partition_cost", "refine_by_normalized_cut", "smooth_on_neighbors"]
 
 
 def nearest_neighbors(Z, n_neighbors, *, block_size=2**24):
@@ -278,3 +278,25 @@ def refine_by_normalized_cut(labels, X, neighbors, n_clusters, *, random_state=N
         labels[halves[c]] = b
         n_moves += 1
     return labels, n_moves
+
+
+def partition_cost(labels, neighbors, n_clusters):
+    """The label-free criterion a partition is judged by: lower is better.
+
+    ``ncut(labels) - H(sizes)``: the normalized cut of the neighbour graph
+    (:func:`normalized_cut`) less the entropy (in nats) of the cluster
+    sizes, the trade-off :func:`refine_by_normalized_cut` optimises. A
+    partition that cuts fewer edges, or is as good with more even clusters,
+    costs less; one cluster holding everything costs ``0 - 0``, above any
+    partition that separates the graph's components.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> neighbors = np.array([[1], [0], [3], [2]])  # two pairs
+    >>> partition_cost([0, 0, 1, 1], neighbors, 2) < partition_cost([0, 0, 0, 0], neighbors, 2)
+    True
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    sizes = np.bincount(labels, minlength=n_clusters)
+    return normalized_cut(labels, neighbors, n_clusters) - float(_entropy_terms(sizes, len(labels)).sum())

@@ -1,0 +1,83 @@
+"""Size-aware values of the clusterers' ``'auto'`` parameters.
+
+:func:`resolve_auto` turns every ``'auto'`` parameter into a number from
+the data's size (``n_samples``, ``n_features``) and ``n_clusters``; the fit
+stores the result in ``resolved_params_`` and never writes it back to the
+parameters. The rules (the user guide's "Choosing parameters" page has the
+table and the measurements behind them):
+
+======================  ==========================================================
+parameter               ``'auto'``
+======================  ==========================================================
+``batch_size``          ``n / 8`` rows, clipped to [32, 256]: at least eight
+                        steps per epoch on small data, DEC's 256 from 2,048 rows
+``hidden_layer_sizes``  DEC's (500, 500, 2000) from 5,000 rows; (256, 256, 1024)
+                        below, where the wide network costs time and overfits
+``latent_dim``          ``max(10, n_clusters)``: DEC's 10, wider for many clusters
+``pretrain_epochs``     aims for 5,000 gradient steps, clipped to [20, 200]
+                        epochs; stops earlier when the loss plateaus
+``max_epochs``          aims for 1,500 joint steps, clipped to [5, 100] epochs
+``n_neighbors``         ``sqrt(n) / 2``, clipped to [3, 10]
+``init_smoothing``      ``n / 30`` steps, clipped to [1, 64]: the walk must not
+                        mix more than a cluster's share of a small graph
+======================  ==========================================================
+"""
+
+import numpy as np
+
+__all__ = ["resolve_auto", "AUTO_PARAMETERS"]
+
+#: The parameters that accept ``'auto'``.
+AUTO_PARAMETERS = (
+    "batch_size", "hidden_layer_sizes", "latent_dim", "pretrain_epochs", "max_epochs",
+    "n_neighbors", "init_smoothing",
+)
+
+_PRETRAIN_STEPS, _PRETRAIN_EPOCHS = 5000, (20, 200)
+_JOINT_STEPS, _JOINT_EPOCHS = 1500, (5, 100)
+_WIDE_FROM = 5000
+
+
+def _steps_to_epochs(steps, n_batches, bounds):
+    return int(np.clip(round(steps / n_batches), *bounds))
+
+
+def resolve_auto(params, n_samples, n_clusters):
+    """The parameters with every ``'auto'`` replaced by its size-aware value.
+
+    Parameters
+    ----------
+    params : dict
+        The estimator's parameters (``get_params()``).
+    n_samples : int
+    n_clusters : int
+
+    Returns
+    -------
+    dict
+        ``{name: value}`` for every name of :data:`AUTO_PARAMETERS`.
+
+    Examples
+    --------
+    >>> p = dict.fromkeys(AUTO_PARAMETERS, "auto")
+    >>> r = resolve_auto(p, 1797, 10)
+    >>> r["batch_size"], r["hidden_layer_sizes"], r["n_neighbors"], r["init_smoothing"]
+    (224, (256, 256, 1024), 10, 59)
+    >>> resolve_auto(p, 70000, 10)["hidden_layer_sizes"]
+    (500, 500, 2000)
+    """
+    def pick(name, auto):
+        value = params[name]
+        return auto() if isinstance(value, str) and value == "auto" else value
+
+    out = {}
+    out["batch_size"] = pick("batch_size", lambda: int(np.clip(n_samples // 8, 32, 256)))
+    n_batches = max(1, n_samples // out["batch_size"])
+    out["hidden_layer_sizes"] = tuple(pick(
+        "hidden_layer_sizes", lambda: (500, 500, 2000) if n_samples >= _WIDE_FROM else (256, 256, 1024)))
+    out["latent_dim"] = pick("latent_dim", lambda: max(10, int(n_clusters)))
+    out["pretrain_epochs"] = pick("pretrain_epochs", lambda: _steps_to_epochs(_PRETRAIN_STEPS, n_batches, _PRETRAIN_EPOCHS))
+    out["max_epochs"] = pick("max_epochs", lambda: _steps_to_epochs(_JOINT_STEPS, n_batches, _JOINT_EPOCHS))
+    out["n_neighbors"] = pick("n_neighbors", lambda: int(np.clip(round(np.sqrt(n_samples) / 2), 3, 10)))
+    out["init_smoothing"] = pick("init_smoothing", lambda: int(np.clip(n_samples // 30, 1, 64)))
+    return out
