@@ -276,26 +276,22 @@ def load_bloodmnist(data_home=None, *, return_X_y=False, as_float=True):
         None, ``$DEEPCLUSTER_SK_DATA/bloodmnist.npz``. The archive holds
         ``X`` (uint8 rows of ``3 * 28 * 28`` pixels, channels first), ``y``,
         ``image_shape`` and ``class_names``.
-    return_X_y : bool, default=False
-        If True, return ``(data, target)`` instead of a Bunch.
-    as_float : bool, default=True
-        If True, scale the stored uint8 pixels (0-255) to float32 in
-        ``[0, 1]``; otherwise return them as stored.
+    return_X_y, as_float : bool
+        As for :func:`load_mnist`: ``(data, target)`` instead of a Bunch;
+        pixels scaled to float32 in ``[0, 1]`` (default True).
 
     Returns
     -------
     data : :class:`~sklearn.utils.Bunch`
-        ``data`` of shape ``(n_samples, 2352)``, ``target`` of shape
-        ``(n_samples,)``, ``image_shape == (3, 28, 28)``, ``class_names``
-        (the 8 cell types, indexed by ``target``), ``filename``, ``DESCR``.
-    (data, target) : tuple
-        If ``return_X_y`` is True.
+        ``data`` of shape ``(n_samples, 2352)``, ``target``,
+        ``image_shape == (3, 28, 28)``, ``class_names`` (the 8 cell types,
+        indexed by ``target``), ``filename``, ``DESCR``; or
+        ``(data, target)`` with ``return_X_y``.
 
     Raises
     ------
     FileNotFoundError
-        If the file does not exist, or ``data_home`` is None and
-        ``$DEEPCLUSTER_SK_DATA`` is not set.
+        As for :func:`load_mnist`.
     ValueError
         If the archive does not hold 3 x 28 x 28 images with class names.
 

@@ -101,7 +101,7 @@ def test_empty_cluster_moves_to_the_farthest_row_and_labels_follow():
     assert net.history[-1, "cluster_sizes"] == [2, 2, 1]
 
 
-def test_convergence_stops_below_tol_but_never_after_a_reseeding():
+def test_convergence_records_label_changes_and_stops_below_tol():
     X_ = torch.tensor([[0.0], [0.1], [5.0], [5.1]])
     module = DeepClusterModule(nn.Identity(), None, 2, 1)
     with torch.no_grad():

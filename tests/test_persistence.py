@@ -11,12 +11,14 @@ import subprocess
 import sys
 import textwrap
 import warnings
+from pathlib import Path
 
 import joblib
 import numpy as np
 import pytest
 import torch
 
+import deepcluster_sk
 from _helpers import CLUSTERERS, KINDS, X, assert_same, assert_usable, faulty, fitted, make, outputs
 
 
@@ -71,7 +73,10 @@ def _run_child(tmp_path, out, load_from=None):
     out.mkdir()
     script = tmp_path / "child.py"
     script.write_text(_CHILD)
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
+    # the child imports the package under test (this checkout), not whichever one is installed
+    package_root = str(Path(deepcluster_sk.__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0", PYTHONPATH=path)
     cmd = [sys.executable, str(script), str(out)] + ([str(load_from)] if load_from else [])
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
