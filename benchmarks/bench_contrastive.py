@@ -27,6 +27,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from _workspace import data_dir
+
 from deepcluster_sk import ContrastiveEmbedder, datasets
 from deepcluster_sk.metrics import cluster_accuracy
 
@@ -56,7 +58,7 @@ def main(argv=None):
             bunch = datasets.load_digits_images()
         else:
             loader = {"usps": datasets.load_usps, "mnist": datasets.load_mnist}[name]
-            bunch = loader(data_home=args.data_dir)
+            bunch = loader(data_home=data_dir(args.data_dir))
         X, y = bunch.data, bunch.target
         for seed in args.seeds:
             est = ContrastiveEmbedder(image_shape=tuple(bunch.image_shape), random_state=seed, **extra)

@@ -27,6 +27,8 @@ import time
 import numpy as np
 import torch
 
+from _workspace import data_dir
+
 from deepcluster_sk import DeepFuzzyCMeans
 from deepcluster_sk import datasets
 from deepcluster_sk.losses import clustering_loss, reconstruction_loss, total_scatter
@@ -110,7 +112,7 @@ def main(argv=None):
     rows = []
     for name in args.datasets:
         loader = {"usps": datasets.load_usps, "mnist": datasets.load_mnist}[name]
-        X = np.ascontiguousarray(loader(data_home=args.data_dir).data, dtype=np.float32)
+        X = np.ascontiguousarray(loader(data_home=data_dir(args.data_dir)).data, dtype=np.float32)
         X_t = torch.from_numpy(X)
         for precision in args.precisions:
             amp = torch.bfloat16 if precision == "bf16" else None

@@ -121,22 +121,23 @@ def run_variant(pre, X, y, name, params, epochs, seed, precision):
     from skorch.callbacks import Callback
 
     from deepcluster_sk import DeepFuzzyCMeans, DeepMEC
-    from deepcluster_sk._training import ClusterMonitor
     from deepcluster_sk.metrics import cluster_accuracy
 
     trace = []
 
     class EpochTrace(Callback):
         def on_epoch_end(self, net, **kwargs):
-            for _, cb in net.callbacks_:
-                if isinstance(cb, ClusterMonitor):
-                    labels = cb.labels_.cpu().numpy()
-                    sizes = np.bincount(labels, minlength=pre.n_clusters)
-                    trace.append([len(trace) + 1, round(float(cluster_accuracy(y, labels)), 4),
-                                  round(net.history[-1, "delta_label"], 4), int(sizes.min()), int(sizes.max())])
-                    print(f"  {name} {params} epoch {trace[-1][0]}: ACC {trace[-1][1]:.4f}, "
-                          f"changed {trace[-1][2]:.2%}, clusters {trace[-1][3]}..{trace[-1][4]}",
-                          file=sys.stderr, flush=True)
+            # net.train_labels_: the training rows' labels after this joint epoch
+            labels = getattr(net, "train_labels_", None)
+            if labels is None:
+                return
+            labels = labels.cpu().numpy()
+            sizes = np.bincount(labels, minlength=pre.n_clusters)
+            trace.append([len(trace) + 1, round(float(cluster_accuracy(y, labels)), 4),
+                          round(net.history[-1, "delta_label"], 4), int(sizes.min()), int(sizes.max())])
+            print(f"  {name} {params} epoch {trace[-1][0]}: ACC {trace[-1][1]:.4f}, "
+                  f"changed {trace[-1][2]:.2%}, clusters {trace[-1][3]}..{trace[-1][4]}",
+                  file=sys.stderr, flush=True)
 
     cls = {"dfcm": DeepFuzzyCMeans, "dmec": DeepMEC}[name]
     est = cls(pre.n_clusters, random_state=seed, precision=precision, max_epochs=epochs,

@@ -9,7 +9,7 @@ Examples::
 
     python benchmarks/run_benchmark.py --datasets digits usps --seeds 0 1 2
     python benchmarks/run_benchmark.py --datasets mnist --methods dfcm dmec \
-        --data-dir ../shared/data --out benchmarks/results/mnist.jsonl
+        --data-dir path/to/data --out benchmarks/results/mnist.jsonl
 
 Methods: ``kmeans`` and ``fcm`` on the raw features; ``dfcm`` / ``dmec``
 (DeepFuzzyCMeans / DeepMEC with default parameters, or the preset chosen
@@ -47,12 +47,14 @@ def _value(text):
 
 
 def _load(dataset, data_dir):
+    from _workspace import data_dir as resolve_data_dir
+
     from deepcluster_sk import datasets
 
     if dataset == "digits":
         return datasets.load_digits_images(return_X_y=False)
     loader = {"usps": datasets.load_usps, "mnist": datasets.load_mnist}[dataset]
-    return loader(data_home=data_dir)
+    return loader(data_home=resolve_data_dir(data_dir))
 
 
 def _scores(y, labels):
@@ -74,13 +76,13 @@ def _peak_rss_mb():
 def _accuracy_trace(y, start):
     """A skorch callback recording ACC after every joint epoch (benchmarks only).
 
-    Reads the labels the convergence monitor computes anyway; the seconds
-    count from the start of ``fit``, so ``time_to_acc`` is the wall-clock a
-    user waits for that accuracy.
+    Reads ``net.train_labels_``, the training rows' labels after each joint
+    epoch (computed anyway for the convergence test; absent in pretraining);
+    the seconds count from the start of ``fit``, so ``time_to_acc`` is the
+    wall-clock a user waits for that accuracy.
     """
     from skorch.callbacks import Callback
 
-    from deepcluster_sk._training import ClusterMonitor
     from deepcluster_sk.metrics import cluster_accuracy
 
     class AccuracyTrace(Callback):
@@ -88,11 +90,10 @@ def _accuracy_trace(y, start):
             self.trace = []
 
         def on_epoch_end(self, net, **kwargs):
-            # the monitor (joint phase only) has just labelled the training set
-            for _, cb in net.callbacks_:
-                if isinstance(cb, ClusterMonitor):
-                    acc = float(cluster_accuracy(y, cb.labels_.cpu().numpy()))
-                    self.trace.append((round(time.perf_counter() - start, 1), round(acc, 4)))
+            labels = getattr(net, "train_labels_", None)  # joint phase only
+            if labels is not None:
+                acc = float(cluster_accuracy(y, labels.cpu().numpy()))
+                self.trace.append((round(time.perf_counter() - start, 1), round(acc, 4)))
 
     return AccuracyTrace()
 
@@ -163,7 +164,9 @@ def main(argv=None):
     parser.add_argument("--datasets", nargs="+", default=["digits", "usps", "mnist"])
     parser.add_argument("--methods", nargs="+", default=["kmeans", "fcm", "dfcm", "dmec"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--data-dir", default=None, help="folder with usps.npz / mnist.npz")
+    parser.add_argument("--data-dir", default=None,
+                        help="folder with usps.npz / mnist.npz (default: $DEEPCLUSTER_SK_DATA, "
+                             "else ../shared/data beside the repository)")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="default")
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",

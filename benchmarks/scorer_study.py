@@ -36,9 +36,11 @@ import numpy as np
 from scipy.stats import spearmanr
 from sklearn.metrics import normalized_mutual_info_score
 
+from _workspace import data_dir
+
 from deepcluster_sk import DeepFuzzyCMeans, DeepMEC
 from deepcluster_sk.datasets import load_digits_images, load_usps
-from deepcluster_sk.metrics import LABEL_FREE_SCORERS, cluster_accuracy
+from deepcluster_sk.metrics import LABEL_FREE_SCORERS, cluster_accuracy, make_xie_beni_scorer
 
 OWN_SCORE = "estimator.score"
 REFERENCE = "acc (labels)"
@@ -47,7 +49,7 @@ REFERENCE = "acc (labels)"
 def load(name, usps_rows, seed):
     if name == "digits":
         return load_digits_images(return_X_y=True)
-    X, y = load_usps(return_X_y=True)
+    X, y = load_usps(data_dir(), return_X_y=True)
     if usps_rows and usps_rows < len(X):
         idx = np.random.RandomState(seed).choice(len(X), usps_rows, replace=False)
         X, y = X[idx], y[idx]
@@ -55,8 +57,12 @@ def load(name, usps_rows, seed):
 
 
 def score_all(estimator, X):
+    scorers = dict(LABEL_FREE_SCORERS)
+    if not hasattr(estimator, "m"):
+        # DeepMEC has no fuzzifier: its memberships enter its objective linearly (m=1)
+        scorers["xie_beni"] = make_xie_beni_scorer(m=1.0)
     scores = {}
-    for name, scorer in LABEL_FREE_SCORERS.items():
+    for name, scorer in scorers.items():
         try:
             scores[name] = scorer(estimator, X)
         except ValueError:  # e.g. a silhouette with one cluster left

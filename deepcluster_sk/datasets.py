@@ -6,15 +6,14 @@ All loaders return a :class:`sklearn.utils.Bunch` with at least ``data``
 ``data[i].reshape(image_shape)`` is image ``i``), or ``(data, target)`` with
 ``return_X_y=True``. Labels are meant for evaluation only.
 
-File-based loaders (:func:`load_usps`, :func:`load_mnist`) read ``.npz``
-archives with keys ``X``, ``y`` and optionally ``image_shape``. They look for
-the file, in order, in
-
-1. ``data_home`` when given (and only there);
-2. the directory named by the environment variable ``DEEPCLUSTER_SK_DATA``;
-3. ``../shared/data`` relative to the current working directory;
-4. ``../shared/data`` relative to the repository root (the directory that
-   contains the ``deepcluster_sk`` package directory).
+Any labelled ``.npz`` archive with keys ``X``, ``y`` and optionally
+``image_shape`` and ``class_names`` is read by :func:`load_npz` from a path
+the caller gives. The named loaders (:func:`load_usps`, :func:`load_mnist`,
+:func:`load_bloodmnist`) read such an archive from ``data_home``: the file
+itself, or a directory holding it under its usual name; when ``data_home``
+is None, from the directory named by the environment variable
+``DEEPCLUSTER_SK_DATA``. Nothing else is searched: the package never
+guesses where data lives.
 """
 
 import os
@@ -28,44 +27,30 @@ __all__ = [
     "load_npz",
     "load_usps",
     "load_mnist",
+    "load_bloodmnist",
     "load_digits_images",
     "fetch_openml_mnist",
 ]
 
-#: Environment variable naming a directory that holds ``usps.npz`` / ``mnist.npz``.
+#: Environment variable naming a directory that holds the ``.npz`` files
+#: (``usps.npz``, ``mnist.npz``, ``bloodmnist.npz``), read when a loader gets
+#: no ``data_home``.
 DATA_ENV_VAR = "DEEPCLUSTER_SK_DATA"
 
-_REPO_ROOT = Path(__file__).resolve().parent.parent
 
-
-def _candidate_dirs(data_home):
-    """Directories searched for a data file, in order."""
-    if data_home is not None:
-        return [Path(data_home).expanduser()]
-    dirs = []
-    env = os.environ.get(DATA_ENV_VAR)
-    if env:
-        dirs.append(Path(env).expanduser())
-    dirs.append(Path.cwd() / ".." / "shared" / "data")
-    dirs.append(_REPO_ROOT / ".." / "shared" / "data")
-    return dirs
-
-
-def _find_data_file(filename, data_home):
-    """Return the first existing ``<dir>/filename`` or raise FileNotFoundError."""
-    tried = []
-    for d in _candidate_dirs(data_home):
-        path = d / filename
-        if path.is_file():
-            return path
-        resolved = str(path.resolve())
-        if resolved not in tried:
-            tried.append(resolved)
-    raise FileNotFoundError(
-        f"Could not find {filename!r}; looked in: {', '.join(tried)}. "
-        f"Pass data_home=<directory containing {filename}> or set the "
-        f"environment variable {DATA_ENV_VAR} to that directory."
-    )
+def _data_file(filename, data_home):
+    """The archive a named loader reads: ``data_home`` (a file, or a directory
+    holding ``filename``), else ``$DEEPCLUSTER_SK_DATA/filename``."""
+    if data_home is None:
+        env = os.environ.get(DATA_ENV_VAR)
+        if not env:
+            raise FileNotFoundError(
+                f"Where is {filename!r}? Pass data_home=<the file, or the directory "
+                f"holding it>, or set the environment variable {DATA_ENV_VAR} to that directory."
+            )
+        data_home = env
+    path = Path(data_home).expanduser()
+    return path / filename if path.is_dir() else path
 
 
 def _to_unit_float32(X):
@@ -75,7 +60,7 @@ def _to_unit_float32(X):
     return X.astype(np.float32, copy=False)
 
 
-def load_npz(path):
+def load_npz(path, *, return_X_y=False, as_float=False):
     """Load a labelled data set from an ``.npz`` archive.
 
     Parameters
@@ -83,14 +68,23 @@ def load_npz(path):
     path : str or path-like
         Path to an ``.npz`` file with arrays ``X`` (``(n_samples,
         n_features)``, or ``(n_samples, *image_shape)`` which is flattened),
-        ``y`` (``(n_samples,)``) and optionally ``image_shape``.
+        ``y`` (``(n_samples,)``) and optionally ``image_shape`` and
+        ``class_names`` (one name per class, indexed by ``y``).
+    return_X_y : bool, default=False
+        If True, return ``(data, target)`` instead of a Bunch.
+    as_float : bool, default=False
+        If True, return ``data`` as float32, integer pixels (0-255) scaled
+        to ``[0, 1]``; otherwise as stored.
 
     Returns
     -------
     data : :class:`~sklearn.utils.Bunch`
-        With fields ``data`` (``X`` as stored, 2-D), ``target`` (``y``),
+        With fields ``data`` (``X``, 2-D), ``target`` (``y``),
         ``image_shape`` (tuple of int; ``(n_features,)`` if the archive has
-        none and ``X`` is 2-D), ``filename`` (str) and ``DESCR`` (str).
+        none and ``X`` is 2-D), ``class_names`` (ndarray of str, only when
+        the archive has them), ``filename`` (str) and ``DESCR`` (str).
+    (data, target) : tuple
+        If ``return_X_y`` is True.
 
     Raises
     ------
@@ -101,22 +95,28 @@ def load_npz(path):
 
     Notes
     -----
-    The archive is opened with ``allow_pickle=False``; no scaling is applied
-    (see :func:`load_mnist` / :func:`load_usps` for that).
+    The archive is opened with ``allow_pickle=False``.
 
     Examples
     --------
+    >>> import numpy as np, os, tempfile
     >>> from deepcluster_sk.datasets import load_npz
-    >>> bunch = load_npz("../shared/data/usps.npz")  # doctest: +SKIP
-    >>> bunch.data.shape, bunch.image_shape  # doctest: +SKIP
-    ((9298, 256), (1, 16, 16))
+    >>> path = os.path.join(tempfile.mkdtemp(), "toy.npz")
+    >>> np.savez(path, X=np.zeros((4, 12), np.uint8), y=[0, 1, 0, 1], image_shape=[3, 2, 2],
+    ...          class_names=["cat", "dog"])
+    >>> bunch = load_npz(path)
+    >>> bunch.data.shape, bunch.image_shape, bunch.class_names.tolist()
+    ((4, 12), (3, 2, 2), ['cat', 'dog'])
+    >>> X, y = load_npz(path, return_X_y=True, as_float=True)
+    >>> X.dtype
+    dtype('float32')
     """
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(
-            f"Data file not found: {str(path)!r}. Pass the correct path, or for the "
-            f"bundled loaders pass data_home=<directory> or set the environment "
-            f"variable {DATA_ENV_VAR} to the directory holding the file."
+            f"Data file not found: {str(path)!r}. Pass the path of the .npz file (for the "
+            f"named loaders: data_home=<the file, or the directory holding it>, or set the "
+            f"environment variable {DATA_ENV_VAR} to that directory)."
         )
     with np.load(path, allow_pickle=False) as archive:
         keys = set(archive.files)
@@ -129,6 +129,7 @@ def load_npz(path):
         X = archive["X"]
         y = archive["y"]
         image_shape = archive["image_shape"] if "image_shape" in keys else None
+        class_names = archive["class_names"] if "class_names" in keys else None
 
     if X.ndim < 2:
         raise ValueError(f"X in {str(path)!r} must be at least 2-D, got shape {X.shape}.")
@@ -148,7 +149,11 @@ def load_npz(path):
             f"y in {str(path)!r} must be 1-D with {X.shape[0]} entries (one per row "
             f"of X), got shape {y.shape}."
         )
-    return Bunch(
+    if as_float:
+        X = _to_unit_float32(X)
+    if return_X_y:
+        return X, y
+    bunch = Bunch(
         data=X,
         target=y,
         image_shape=image_shape,
@@ -156,15 +161,13 @@ def load_npz(path):
         DESCR=f"Data set loaded from {path.name}: {X.shape[0]} samples, "
         f"{X.shape[1]} features, image shape {image_shape}.",
     )
+    if class_names is not None:
+        bunch.class_names = np.asarray(class_names).astype(str)
+    return bunch
 
 
 def _load_named(filename, data_home, return_X_y, as_float):
-    bunch = load_npz(_find_data_file(filename, data_home))
-    if as_float:
-        bunch.data = _to_unit_float32(bunch.data)
-    if return_X_y:
-        return bunch.data, bunch.target
-    return bunch
+    return load_npz(_data_file(filename, data_home), return_X_y=return_X_y, as_float=as_float)
 
 
 def load_usps(data_home=None, *, return_X_y=False, as_float=True):
@@ -173,9 +176,8 @@ def load_usps(data_home=None, *, return_X_y=False, as_float=True):
     Parameters
     ----------
     data_home : str or path-like, default=None
-        Directory containing ``usps.npz``. If None, searched in
-        ``$DEEPCLUSTER_SK_DATA``, then ``../shared/data`` relative to the
-        current directory and to the repository root.
+        The ``.npz`` file, or a directory containing ``usps.npz``. If None,
+        ``$DEEPCLUSTER_SK_DATA/usps.npz``.
     return_X_y : bool, default=False
         If True, return ``(data, target)`` instead of a Bunch.
     as_float : bool, default=True
@@ -193,8 +195,8 @@ def load_usps(data_home=None, *, return_X_y=False, as_float=True):
     Raises
     ------
     FileNotFoundError
-        If ``usps.npz`` cannot be found; the message lists the directories
-        searched.
+        If the file does not exist, or ``data_home`` is None and
+        ``$DEEPCLUSTER_SK_DATA`` is not set.
 
     Notes
     -----
@@ -209,7 +211,7 @@ def load_usps(data_home=None, *, return_X_y=False, as_float=True):
     Examples
     --------
     >>> from deepcluster_sk.datasets import load_usps
-    >>> X, y = load_usps(return_X_y=True)  # doctest: +SKIP
+    >>> X, y = load_usps("path/to/usps.npz", return_X_y=True)  # doctest: +SKIP
     >>> X.shape, X.dtype  # doctest: +SKIP
     ((9298, 256), dtype('float32'))
     """
@@ -222,9 +224,8 @@ def load_mnist(data_home=None, *, return_X_y=False, as_float=True):
     Parameters
     ----------
     data_home : str or path-like, default=None
-        Directory containing ``mnist.npz``. If None, searched in
-        ``$DEEPCLUSTER_SK_DATA``, then ``../shared/data`` relative to the
-        current directory and to the repository root.
+        The ``.npz`` file, or a directory containing ``mnist.npz``. If None,
+        ``$DEEPCLUSTER_SK_DATA/mnist.npz``.
     return_X_y : bool, default=False
         If True, return ``(data, target)`` instead of a Bunch.
     as_float : bool, default=True
@@ -242,13 +243,13 @@ def load_mnist(data_home=None, *, return_X_y=False, as_float=True):
     Raises
     ------
     FileNotFoundError
-        If ``mnist.npz`` cannot be found; the message lists the directories
-        searched.
+        If the file does not exist, or ``data_home`` is None and
+        ``$DEEPCLUSTER_SK_DATA`` is not set.
 
     Notes
     -----
-    The shared file stores the rows in a fixed shuffled order. To download
-    MNIST instead, see :func:`fetch_openml_mnist`.
+    The ``mnist.npz`` this reads stores the rows in a fixed shuffled order.
+    To download MNIST instead, see :func:`fetch_openml_mnist`.
 
     References
     ----------
@@ -258,11 +259,64 @@ def load_mnist(data_home=None, *, return_X_y=False, as_float=True):
     Examples
     --------
     >>> from deepcluster_sk.datasets import load_mnist
-    >>> mnist = load_mnist()  # doctest: +SKIP
+    >>> mnist = load_mnist("path/to/data_dir")  # doctest: +SKIP
     >>> mnist.data.shape, mnist.image_shape  # doctest: +SKIP
     ((70000, 784), (1, 28, 28))
     """
     return _load_named("mnist.npz", data_home, return_X_y, as_float)
+
+
+def load_bloodmnist(data_home=None, *, return_X_y=False, as_float=True):
+    """Load BloodMNIST (17,092 RGB images of 28 x 28 blood cells, 8 classes).
+
+    Parameters
+    ----------
+    data_home : str or path-like, default=None
+        The ``.npz`` file, or a directory containing ``bloodmnist.npz``. If
+        None, ``$DEEPCLUSTER_SK_DATA/bloodmnist.npz``. The archive holds
+        ``X`` (uint8 rows of ``3 * 28 * 28`` pixels, channels first), ``y``,
+        ``image_shape`` and ``class_names``.
+    return_X_y, as_float : bool
+        As for :func:`load_mnist`: ``(data, target)`` instead of a Bunch;
+        pixels scaled to float32 in ``[0, 1]`` (default True).
+
+    Returns
+    -------
+    data : :class:`~sklearn.utils.Bunch`
+        ``data`` of shape ``(n_samples, 2352)``, ``target``,
+        ``image_shape == (3, 28, 28)``, ``class_names`` (the 8 cell types,
+        indexed by ``target``), ``filename``, ``DESCR``; or
+        ``(data, target)`` with ``return_X_y``.
+
+    Raises
+    ------
+    FileNotFoundError
+        As for :func:`load_mnist`.
+    ValueError
+        If the archive does not hold 3 x 28 x 28 images with class names.
+
+    References
+    ----------
+    .. [1] J. Yang et al., "MedMNIST v2: A large-scale lightweight benchmark
+       for 2D and 3D biomedical image classification", Scientific Data 10, 2023.
+
+    Examples
+    --------
+    >>> from deepcluster_sk.datasets import load_bloodmnist
+    >>> blood = load_bloodmnist("path/to/bloodmnist.npz")  # doctest: +SKIP
+    >>> blood.image_shape, blood.class_names[0]  # doctest: +SKIP
+    ((3, 28, 28), 'basophil')
+    """
+    bunch = load_npz(_data_file("bloodmnist.npz", data_home), as_float=as_float)
+    if bunch.image_shape != (3, 28, 28) or "class_names" not in bunch:
+        raise ValueError(
+            f"{bunch.filename!r} is not BloodMNIST: expected RGB images of shape (3, 28, 28) "
+            f"with class_names, got image_shape {bunch.image_shape}"
+            f"{'' if 'class_names' in bunch else ' and no class_names'}."
+        )
+    if return_X_y:
+        return bunch.data, bunch.target
+    return bunch
 
 
 def load_digits_images(*, return_X_y=False):
@@ -319,7 +373,7 @@ def fetch_openml_mnist(data_home=None, *, return_X_y=False, as_float=True):
     """Download MNIST from OpenML (``mnist_784``, version 1).
 
     A thin wrapper around :func:`sklearn.datasets.fetch_openml` for users
-    without the shared ``mnist.npz``. Needs internet access on first use
+    without an ``mnist.npz``. Needs internet access on first use
     (the result is cached in ``data_home``); it is not used by the test
     suite.
 
@@ -345,7 +399,7 @@ def fetch_openml_mnist(data_home=None, *, return_X_y=False, as_float=True):
     Notes
     -----
     OpenML keeps the original order (60,000 training then 10,000 test
-    images), unlike the shuffled shared ``mnist.npz`` read by
+    images), unlike the shuffled ``mnist.npz`` read by
     :func:`load_mnist`.
 
     References

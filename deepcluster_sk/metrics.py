@@ -1,7 +1,9 @@
 """Evaluation metrics for (soft) clustering.
 
-This module is pure NumPy / SciPy / scikit-learn and does not import torch or
-any other part of :mod:`deepcluster_sk`, so it can be used on its own.
+The indices take NumPy arrays; squared distances come from the package's
+one kernel, :func:`deepcluster_sk.memberships.squared_distances`. Arguments
+are checked with scikit-learn's parameter validation (an invalid one raises
+``sklearn.utils._param_validation.InvalidParameterError``, a ``ValueError``).
 
 It provides
 
@@ -15,7 +17,19 @@ It provides
   :data:`partition_coefficient_scorer`, :data:`partition_entropy_scorer`,
   :data:`modified_partition_coefficient_scorer`, :data:`xie_beni_scorer`,
   :data:`fuzzy_silhouette_scorer`, collected in :data:`LABEL_FREE_SCORERS`
-  and retrievable by name with :func:`get_label_free_scorer`.
+  and retrievable by name with :func:`get_label_free_scorer`;
+  :func:`make_xie_beni_scorer` builds a Xie-Beni scorer with a fixed
+  fuzzifier ``m``.
+
+Every scorer evaluates what the estimator itself produces: its memberships
+(``predict_proba``), embedding (``transform``) and centres
+(``cluster_centers_``). Only Xie-Beni needs a parameter the partition does
+not carry, the fuzzifier ``m`` applied to the memberships: the default
+:data:`xie_beni_scorer` reads the estimator's own ``m`` (e.g.
+:class:`~deepcluster_sk.DeepFuzzyCMeans`) and raises a ``ValueError`` for an
+estimator without one (e.g. :class:`~deepcluster_sk.DeepMEC`) instead of
+assuming a value; use :func:`make_xie_beni_scorer` with an explicit ``m``
+for those (``m=1`` weighs memberships linearly, as MEC's objective does).
 
 A membership matrix ``U`` has shape ``(n_samples, n_clusters)``; entry
 ``U[i, j]`` is the degree to which sample ``i`` belongs to cluster ``j``.
@@ -25,11 +39,15 @@ Every row must be non-negative and sum to one.
 from numbers import Integral, Real
 
 import numpy as np
+import torch
 from scipy.optimize import linear_sum_assignment
 from scipy.special import xlogy
 from sklearn.metrics import silhouette_samples
 from sklearn.metrics.cluster import contingency_matrix
 from sklearn.utils import check_consistent_length, check_random_state, column_or_1d
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+
+from .memberships import squared_distances
 
 __all__ = [
     "cluster_accuracy",
@@ -43,6 +61,7 @@ __all__ = [
     "modified_partition_coefficient_scorer",
     "xie_beni_scorer",
     "fuzzy_silhouette_scorer",
+    "make_xie_beni_scorer",
     "LABEL_FREE_SCORERS",
     "get_label_free_scorer",
 ]
@@ -121,9 +140,19 @@ def _check_data(X, name="X"):
     return X
 
 
+def _squared_distances(A, B):
+    """Squared Euclidean distances between the rows of two float64 arrays.
+
+    The package's one kernel, :func:`deepcluster_sk.memberships.squared_distances`
+    (exact for coincident points), on NumPy arrays.
+    """
+    return squared_distances(torch.from_numpy(A), torch.from_numpy(B)).numpy()
+
+
 # ---------------------------------------------------------------------------
 # External metric
 # ---------------------------------------------------------------------------
+@validate_params({"y_true": ["array-like"], "y_pred": ["array-like"]}, prefer_skip_nested_validation=True)
 def cluster_accuracy(y_true, y_pred):
     """Unsupervised clustering accuracy with optimal (Hungarian) label matching.
 
@@ -194,6 +223,7 @@ def cluster_accuracy(y_true, y_pred):
 # ---------------------------------------------------------------------------
 # Internal (label-free) validity indices
 # ---------------------------------------------------------------------------
+@validate_params({"U": ["array-like"]}, prefer_skip_nested_validation=True)
 def partition_coefficient(U):
     """Bezdek's partition coefficient (PC) of a fuzzy partition.
 
@@ -237,6 +267,10 @@ def partition_coefficient(U):
     return float(np.mean(np.sum(U * U, axis=1)))
 
 
+@validate_params(
+    {"U": ["array-like"], "base": [Interval(Real, 0, 1, closed="neither"), Interval(Real, 1, np.inf, closed="neither")]},
+    prefer_skip_nested_validation=True,
+)
 def partition_entropy(U, base=np.e):
     """Bezdek's partition entropy (PE) of a fuzzy partition.
 
@@ -280,19 +314,12 @@ def partition_entropy(U, base=np.e):
     >>> round(partition_entropy([[1.0, 0.0], [0.5, 0.5]], base=2), 6)
     0.5
     """
-    if (
-        not isinstance(base, Real)
-        or isinstance(base, bool)
-        or not np.isfinite(base)
-        or base <= 0
-        or base == 1
-    ):
-        raise ValueError(f"base must be a positive finite number other than 1, got {base!r}.")
     U = _check_memberships(U)
     pe = -np.mean(np.sum(xlogy(U, U), axis=1)) / np.log(base)
     return float(max(pe, 0.0))
 
 
+@validate_params({"U": ["array-like"]}, prefer_skip_nested_validation=True)
 def modified_partition_coefficient(U):
     """Modified partition coefficient (MPC) of Dave (1996).
 
@@ -346,6 +373,11 @@ def modified_partition_coefficient(U):
     return float(1.0 - c / (c - 1.0) * (1.0 - partition_coefficient(U)))
 
 
+@validate_params(
+    {"X": ["array-like"], "U": ["array-like"], "centers": ["array-like"],
+     "m": [Interval(Real, 1, np.inf, closed="left")]},
+    prefer_skip_nested_validation=True,
+)
 def xie_beni_index(X, U, centers, m=2.0):
     """Xie-Beni validity index of a fuzzy partition (lower is better).
 
@@ -415,25 +447,9 @@ def xie_beni_index(X, U, centers, m=2.0):
         )
     if centers.shape[0] < 2:
         raise ValueError("xie_beni_index needs at least 2 cluster centers.")
-    if (
-        not isinstance(m, Real)
-        or isinstance(m, bool)
-        or not np.isfinite(m)
-        or m < 1
-    ):
-        raise ValueError(f"m must be a finite number >= 1, got {m!r}.")
 
-    # Squared distances sample-to-centre, (n, c).
-    d2 = (
-        np.sum(X * X, axis=1)[:, None]
-        - 2.0 * X @ centers.T
-        + np.sum(centers * centers, axis=1)[None, :]
-    )
-    np.maximum(d2, 0.0, out=d2)
-    compactness = float(np.sum(U**m * d2))
-
-    diff = centers[:, None, :] - centers[None, :, :]
-    sep2 = np.sum(diff * diff, axis=-1)
+    compactness = float(np.sum(U**m * _squared_distances(X, centers)))
+    sep2 = _squared_distances(centers, centers)
     sep2[np.diag_indices_from(sep2)] = np.inf
     min_sep2 = float(sep2.min())
     if min_sep2 <= 0.0:
@@ -441,6 +457,11 @@ def xie_beni_index(X, U, centers, m=2.0):
     return compactness / (X.shape[0] * min_sep2)
 
 
+@validate_params(
+    {"X": ["array-like"], "U": ["array-like"], "alpha": [Interval(Real, 0, np.inf, closed="left")],
+     "sample_size": [Interval(Integral, 2, None, closed="left"), None], "random_state": ["random_state"]},
+    prefer_skip_nested_validation=True,
+)
 def fuzzy_silhouette(X, U, alpha=1.0, sample_size=None, random_state=None):
     """Fuzzy silhouette of Campello & Hruschka (2006) (higher is better).
 
@@ -512,21 +533,10 @@ def fuzzy_silhouette(X, U, alpha=1.0, sample_size=None, random_state=None):
     """
     X = _check_data(X)
     U = _check_memberships(U, n_samples=X.shape[0])
-    if (
-        not isinstance(alpha, Real)
-        or isinstance(alpha, bool)
-        or not np.isfinite(alpha)
-        or alpha < 0
-    ):
-        raise ValueError(f"alpha must be a finite non-negative number, got {alpha!r}.")
 
     n = X.shape[0]
     if sample_size is not None:
-        if (
-            not isinstance(sample_size, Integral)
-            or isinstance(sample_size, bool)
-            or not 2 <= sample_size <= n
-        ):
+        if sample_size > n:
             raise ValueError(
                 f"sample_size must be an integer in [2, n_samples={n}] or None, "
                 f"got {sample_size!r}."
@@ -580,14 +590,17 @@ class _LabelFreeScorer:
         What ``score_func`` receives, in order, from ``"Z"``
         (``estimator.transform(X)``), ``"U"`` (``estimator.predict_proba(X)``)
         and ``"centers"`` (``estimator.cluster_centers_``), plus ``"m"`` to
-        pass ``m=getattr(estimator, "m", 2.0)`` as a keyword.
+        pass the fuzzifier as a keyword: ``m`` below, else the estimator's
+        own ``m`` (a ``ValueError`` when it has none).
     name : str
-        Short name used in ``repr``.
+        Short name used in ``repr`` and in error messages.
+    m : float or None, default=None
+        Fixed fuzzifier for ``"m"``.
     """
 
     _KNOWN_NEEDS = ("Z", "U", "centers", "m")
 
-    def __init__(self, score_func, sign, needs, name):
+    def __init__(self, score_func, sign, needs, name, m=None):
         if sign not in (1, -1):
             raise ValueError(f"sign must be 1 or -1, got {sign!r}.")
         unknown = [k for k in needs if k not in self._KNOWN_NEEDS]
@@ -597,6 +610,7 @@ class _LabelFreeScorer:
         self.sign = sign
         self.needs = tuple(needs)
         self.name = name
+        self.m = m
 
     def __call__(self, estimator, X, y=None):
         args = []
@@ -609,14 +623,27 @@ class _LabelFreeScorer:
                 args.append(estimator.cluster_centers_)
         kwargs = {}
         if "m" in self.needs:
-            kwargs["m"] = float(getattr(estimator, "m", 2.0))
+            kwargs["m"] = self.m if self.m is not None else self._estimator_m(estimator)
         return float(self.sign * self.score_func(*args, **kwargs))
 
+    def _estimator_m(self, estimator):
+        """The estimator's fuzzifier ``m``; a ValueError when it has none."""
+        m = getattr(estimator, "m", None)
+        if m is None:
+            raise ValueError(
+                f"The {self.name} scorer weighs memberships by the fuzzifier m, and "
+                f"{type(estimator).__name__} has no parameter m. Pass it explicitly: "
+                f"make_xie_beni_scorer(m=...) (m=1.0 weighs the memberships linearly, "
+                f"as maximum-entropy clustering's objective does)."
+            )
+        return float(m)
+
     def __repr__(self):
+        m = "" if self.m is None else f", m={self.m!r}"
         return (
             f"{type(self).__name__}(name={self.name!r}, "
             f"score_func={self.score_func.__name__}, sign={self.sign}, "
-            f"needs={self.needs!r})"
+            f"needs={self.needs!r}{m})"
         )
 
 
@@ -632,11 +659,42 @@ partition_entropy_scorer = _LabelFreeScorer(
 modified_partition_coefficient_scorer = _LabelFreeScorer(
     modified_partition_coefficient, 1, ("U",), "modified_partition_coefficient"
 )
+
+
+@validate_params({"m": [Interval(Real, 1, np.inf, closed="left"), None]}, prefer_skip_nested_validation=True)
+def make_xie_beni_scorer(m=None):
+    """A Xie-Beni scorer (negated: higher is better) with a given fuzzifier.
+
+    Parameters
+    ----------
+    m : float >= 1 or None, default=None
+        Exponent of the memberships in :func:`xie_beni_index`. None reads
+        the estimator's own ``m`` and raises a ``ValueError`` for an estimator without one, such as
+        :class:`~deepcluster_sk.DeepMEC`: no value is assumed. ``m=1.0``
+        weighs memberships linearly, as the maximum-entropy objective does.
+
+    Returns
+    -------
+    scorer : callable
+        ``scorer(estimator, X, y=None)``: minus the Xie-Beni index of
+        ``estimator.predict_proba(X)`` in the embedding
+        ``estimator.transform(X)`` with ``estimator.cluster_centers_``.
+
+    Examples
+    --------
+    >>> from deepcluster_sk.metrics import make_xie_beni_scorer
+    >>> make_xie_beni_scorer(m=1.0)
+    _LabelFreeScorer(name='xie_beni', score_func=xie_beni_index, sign=-1, needs=('Z', 'U', 'centers', 'm'), m=1.0)
+    """
+    return _LabelFreeScorer(xie_beni_index, -1, ("Z", "U", "centers", "m"), "xie_beni",
+                            m=None if m is None else float(m))
+
+
 #: Scorer: negated Xie-Beni index in the embedding ``estimator.transform(X)``
-#: with ``estimator.cluster_centers_`` and fuzzifier ``estimator.m``.
-xie_beni_scorer = _LabelFreeScorer(
-    xie_beni_index, -1, ("Z", "U", "centers", "m"), "xie_beni"
-)
+#: with ``estimator.cluster_centers_`` and the estimator's own fuzzifier
+#: ``estimator.m`` (a ValueError for an estimator without ``m``; see
+#: :func:`make_xie_beni_scorer`).
+xie_beni_scorer = make_xie_beni_scorer()
 #: Scorer: fuzzy silhouette computed in the embedding ``estimator.transform(X)``.
 fuzzy_silhouette_scorer = _LabelFreeScorer(
     fuzzy_silhouette, 1, ("Z", "U"), "fuzzy_silhouette"
@@ -653,6 +711,7 @@ LABEL_FREE_SCORERS = {
 }
 
 
+@validate_params({"name": [StrOptions(set(LABEL_FREE_SCORERS))]}, prefer_skip_nested_validation=True)
 def get_label_free_scorer(name):
     """Return the label-free scorer registered under ``name``.
 
@@ -671,13 +730,14 @@ def get_label_free_scorer(name):
         ``estimator.predict_proba(X)``, and for Xie-Beni and the fuzzy
         silhouette also ``estimator.transform(X)`` (the embedding), and for
         Xie-Beni ``estimator.cluster_centers_`` (in the embedding space) and
-        ``getattr(estimator, "m", 2.0)``. Pass it as
-        ``GridSearchCV(scoring=scorer)``.
+        the estimator's fuzzifier ``m`` (see :func:`make_xie_beni_scorer`).
+        Pass it as ``GridSearchCV(scoring=scorer)``.
 
     Raises
     ------
     ValueError
-        If ``name`` is not a registered scorer name.
+        If ``name`` is not a registered scorer name
+        (``InvalidParameterError``, a subclass).
 
     Notes
     -----
@@ -696,10 +756,4 @@ def get_label_free_scorer(name):
     >>> get_label_free_scorer("xie_beni")
     _LabelFreeScorer(name='xie_beni', score_func=xie_beni_index, sign=-1, needs=('Z', 'U', 'centers', 'm'))
     """
-    try:
-        return LABEL_FREE_SCORERS[name]
-    except (KeyError, TypeError):
-        valid = ", ".join(repr(k) for k in LABEL_FREE_SCORERS)
-        raise ValueError(
-            f"Unknown label-free scorer {name!r}; valid names are: {valid}."
-        ) from None
+    return LABEL_FREE_SCORERS[name]

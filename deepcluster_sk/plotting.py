@@ -516,6 +516,9 @@ def plot_cluster_exemplars(estimator, X, image_shape=None, n_per_cluster=8, *, f
     labels = np.asarray(estimator.predict(X))
     centers = np.asarray(estimator.cluster_centers_, dtype=np.float64)
     n_clusters = len(centers)
+    from .metrics import _squared_distances  # the package's one kernel, on NumPy arrays
+
+    D = _squared_distances(Z, centers)
 
     plt = _pyplot()
     if fig is None:
@@ -526,7 +529,7 @@ def plot_cluster_exemplars(estimator, X, image_shape=None, n_per_cluster=8, *, f
     lo, hi = float(np.min(X_arr)), float(np.max(X_arr))
     for j in range(n_clusters):
         members = np.flatnonzero(labels == j)
-        order = members[np.argsort(((Z[members] - centers[j]) ** 2).sum(axis=1))]
+        order = members[np.argsort(D[members, j])]
         for k, ax in enumerate(axes[j]):
             ax.set_xticks([])
             ax.set_yticks([])

@@ -1,4 +1,11 @@
-"""Shared test fixtures: small data sets so every fit stays tiny."""
+"""Shared test fixtures: small data sets so every fit stays tiny.
+
+Helpers shared by the test modules live in ``_helpers.py`` beside this file;
+this directory is put on ``sys.path`` so ``tests/losses/`` imports them too.
+"""
+
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,6 +15,9 @@ from sklearn.datasets import load_digits, make_blobs
 # The test fits are tiny: one intra-op thread is much faster than several
 # threads contending for shared cores (and gives the same results).
 torch.set_num_threads(1)
+
+if str(Path(__file__).parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,10 @@
-"""Tests for deepcluster_sk.datasets."""
+"""Tests for deepcluster_sk.datasets.
+
+The loaders read a path the caller gives (or ``$DEEPCLUSTER_SK_DATA``);
+tests of the real files get the development workspace's data folder,
+``../shared/data`` beside the repository, from the ``shared_data`` fixture
+and skip when it is missing.
+"""
 
 from pathlib import Path
 
@@ -7,13 +13,27 @@ import pytest
 
 from deepcluster_sk.datasets import (
     DATA_ENV_VAR,
+    load_bloodmnist,
     load_digits_images,
     load_mnist,
     load_npz,
     load_usps,
 )
 
-SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+
+@pytest.fixture(scope="module")
+def shared_data():
+    """The workspace's data folder; skips the test when it is not there."""
+    folder = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    if not folder.is_dir():
+        pytest.skip(f"no data folder at {folder}")
+    return folder
+
+
+def _need(folder, filename):
+    if not (folder / filename).is_file():
+        pytest.skip(f"{filename} not in {folder}")
+    return folder / filename
 
 
 def _write(path, **arrays):
@@ -97,6 +117,57 @@ def test_env_var_and_missing_file(tmp_path, monkeypatch):
     assert "mnist.npz" in str(exc.value) and "empty" in str(exc.value)
 
 
+def test_data_home_may_be_the_file_itself(tmp_path):
+    path = _write(tmp_path / "my_usps_copy.npz", X=np.ones((2, 256), np.float32), y=np.zeros(2, int))
+    assert load_usps(path).filename == str(path)
+    assert load_usps(str(path), return_X_y=True)[0].shape == (2, 256)
+
+
+def test_no_data_home_and_no_env_var_searches_nothing(tmp_path, monkeypatch):
+    # a workspace layout next to the working directory is not looked at
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    _write(tmp_path / "shared" / "data" / "usps.npz", X=np.zeros((2, 256), np.float32), y=np.zeros(2, int))
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    monkeypatch.delenv(DATA_ENV_VAR, raising=False)
+    for loader in (load_usps, load_mnist, load_bloodmnist):
+        with pytest.raises(FileNotFoundError, match=rf"Pass data_home=.*{DATA_ENV_VAR}"):
+            loader()
+
+
+def test_load_npz_return_x_y_as_float_and_class_names(tmp_path):
+    X = np.array([[0, 255, 51], [255, 0, 0]], dtype=np.uint8)
+    p = _write(tmp_path / "rgb.npz", X=X, y=np.array([1, 0]), class_names=np.array(["cat", "dog"]))
+    bunch = load_npz(p)
+    assert bunch.data.dtype == np.uint8 and list(bunch.class_names) == ["cat", "dog"]
+    Xf, y = load_npz(p, return_X_y=True, as_float=True)
+    assert Xf.dtype == np.float32 and Xf[0].tolist() == pytest.approx([0.0, 1.0, 0.2])
+    np.testing.assert_array_equal(y, [1, 0])
+    assert "class_names" not in load_npz(_write(tmp_path / "plain.npz", X=X, y=np.array([1, 0])))
+
+
+def _toy_blood(path, image_shape=(3, 28, 28), class_names=True):
+    X = np.full((3, int(np.prod(image_shape))), 255, dtype=np.uint8)
+    arrays = dict(X=X, y=np.array([0, 7, 3]), image_shape=np.array(image_shape))
+    if class_names:
+        arrays["class_names"] = np.array([f"cell{i}" for i in range(8)])
+    return _write(path, **arrays)
+
+
+def test_load_bloodmnist(tmp_path):
+    _toy_blood(tmp_path / "bloodmnist.npz")
+    blood = load_bloodmnist(tmp_path)
+    assert blood.image_shape == (3, 28, 28) and blood.data.shape == (3, 2352)
+    assert blood.data.dtype == np.float32 and blood.data.max() == 1.0
+    assert blood.class_names[blood.target[1]] == "cell7"
+    X, y = load_bloodmnist(tmp_path / "bloodmnist.npz", return_X_y=True, as_float=False)
+    assert X.dtype == np.uint8 and y.tolist() == [0, 7, 3]
+    with pytest.raises(ValueError, match=r"not BloodMNIST.*\(1, 28, 28\)"):
+        load_bloodmnist(_toy_blood(tmp_path / "grey.npz", image_shape=(1, 28, 28)))
+    with pytest.raises(ValueError, match="no class_names"):
+        load_bloodmnist(_toy_blood(tmp_path / "unnamed.npz", class_names=False))
+
+
 def test_load_digits_images():
     b = load_digits_images()
     assert b.data.shape == (1797, 64) and b.data.dtype == np.float32
@@ -108,21 +179,23 @@ def test_load_digits_images():
     np.testing.assert_array_equal(y, b.target)
 
 
-def test_load_usps_real_shared_file(monkeypatch):
-    if not (SHARED_DATA / "usps.npz").is_file():
-        pytest.skip("shared usps.npz not available")
-    monkeypatch.delenv(DATA_ENV_VAR, raising=False)
-    b = load_usps()
+def test_load_usps_real_file(shared_data):
+    b = load_usps(_need(shared_data, "usps.npz"))
     assert b.data.shape == (9298, 256) and b.data.dtype == np.float32
     assert 0.0 <= b.data.min() and b.data.max() <= 1.0
     assert b.target.shape == (9298,) and np.unique(b.target).size == 10
     assert b.image_shape == (1, 16, 16)
 
 
-def test_load_mnist_real_shared_file_raw(monkeypatch):
-    if not (SHARED_DATA / "mnist.npz").is_file():
-        pytest.skip("shared mnist.npz not available")
-    monkeypatch.delenv(DATA_ENV_VAR, raising=False)
-    X, y = load_mnist(return_X_y=True, as_float=False)
+def test_load_mnist_real_file_raw(shared_data):
+    X, y = load_mnist(_need(shared_data, "mnist.npz"), return_X_y=True, as_float=False)
     assert X.shape == (70000, 784) and X.dtype == np.uint8
     assert y.shape == (70000,)
+
+
+def test_load_bloodmnist_real_file(shared_data):
+    blood = load_bloodmnist(_need(shared_data, "bloodmnist.npz"))
+    assert blood.image_shape == (3, 28, 28) and blood.data.shape[1] == 3 * 28 * 28
+    assert blood.data.dtype == np.float32 and 0.0 <= blood.data.min() and blood.data.max() <= 1.0
+    assert len(blood.class_names) == 8 == np.unique(blood.target).size
+    assert blood.class_names[0] == "basophil"

@@ -1,0 +1,19 @@
+"""Where the development workspace keeps its data: the benchmarks' default.
+
+The library never searches for data; the benchmark scripts default to
+``--data-dir``, else ``$DEEPCLUSTER_SK_DATA``, else ``../shared/data``
+beside the repository (the workspace layout).
+"""
+
+import os
+from pathlib import Path
+
+from deepcluster_sk.datasets import DATA_ENV_VAR
+
+#: ``../shared/data`` beside the repository.
+WORKSPACE_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def data_dir(path=None):
+    """``path`` when given, else ``$DEEPCLUSTER_SK_DATA``, else :data:`WORKSPACE_DATA`."""
+    return path or os.environ.get(DATA_ENV_VAR) or str(WORKSPACE_DATA)

@@ -1,0 +1,99 @@
+"""The augmenters (augment.py): presets, SCARF corruption, seeded views."""
+
+import numpy as np
+import pytest
+import torch
+
+from deepcluster_sk import DeepFuzzyCMeans
+from deepcluster_sk.augment import ImageAugment, TabularAugment, build_augment, draw_views
+
+
+def test_affine_preset_keeps_shape_and_moves_pixels():
+    torch.manual_seed(0)
+    aug = build_augment("affine", (1, 8, 8))
+    assert isinstance(aug, ImageAugment)
+    X = torch.rand(64, 64)
+    V = aug(X)
+    assert V.shape == X.shape and V.dtype == X.dtype
+    assert not torch.allclose(V, X)
+    # rotation and shift only: no noise, so a blank image stays blank
+    assert torch.count_nonzero(aug(torch.zeros(4, 64))) == 0
+
+
+@pytest.mark.parametrize("augment", ["affine", "image", "rgb"])
+def test_image_presets_need_image_shape(augment):
+    with pytest.raises(ValueError, match="image_shape"):
+        build_augment(augment, None)
+
+
+@pytest.mark.parametrize(
+    "augment, image_shape, expected",
+    [("auto", None, TabularAugment), ("auto", (1, 4, 4), ImageAugment), ("auto", (3, 4, 4), ImageAugment),
+     ("tabular", (1, 4, 4), TabularAugment), (None, (1, 4, 4), type(None))],
+)
+def test_build_augment_resolves_names(augment, image_shape, expected):
+    assert isinstance(build_augment(augment, image_shape), expected)
+
+
+def test_build_augment_passes_callables_and_rejects_unknown_names():
+    def fn(B):
+        return B
+
+    assert build_augment(fn, None) is fn
+    with pytest.raises(ValueError, match="augment must be"):
+        build_augment("mixup", None)
+    with pytest.raises(ValueError, match="preset must be"):
+        ImageAugment((1, 4, 4), preset="mixup")
+
+
+@pytest.mark.parametrize("preset", ["digits", "rgb"])
+def test_image_presets_keep_shape_and_dtype(preset):
+    torch.manual_seed(0)
+    X = torch.rand(6, 3 * 8 * 8)
+    V = ImageAugment((3, 8, 8), preset=preset)(X)
+    assert V.shape == X.shape and V.dtype == X.dtype and torch.isfinite(V).all()
+
+
+def test_tabular_corruption_draws_from_each_feature_marginal():
+    torch.manual_seed(0)
+    X = torch.arange(40.0).reshape(10, 4)
+    V = TabularAugment(corruption_rate=0.5)(X)
+    assert V.shape == X.shape
+    for j in range(4):  # every value comes from the same column
+        assert torch.isin(V[:, j], X[:, j]).all()
+    assert not torch.equal(V, X)
+    assert torch.equal(TabularAugment(corruption_rate=0.0)(X), X)
+    noisy = TabularAugment(corruption_rate=0.0, noise_std=0.1)(X)
+    assert 0 < (noisy - X).abs().max() < 1.0
+
+
+def test_draw_views_is_deterministic_given_a_generator():
+    X = torch.rand(5, 64)
+    aug = ImageAugment((1, 8, 8))
+    a = draw_views(aug, X, 2, torch.Generator().manual_seed(0))
+    b = draw_views(aug, X, 2, torch.Generator().manual_seed(0))
+    c = draw_views(aug, X, 2, torch.Generator().manual_seed(1))
+    assert a.shape == (10, 64) and torch.equal(a, b) and not torch.equal(a, c)
+    assert not torch.equal(a[:5], a[5:])  # two different views of each row
+
+
+def test_draw_views_leaves_the_global_rng_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    draw_views(lambda B: B + torch.randn_like(B), torch.zeros(4, 3), 2, torch.Generator().manual_seed(0))
+    assert torch.equal(torch.rand(3), expected)  # the global stream continues as if untouched
+
+
+def test_augmented_reconstruction_pretraining_runs_and_is_reproducible():
+    rng = np.random.RandomState(0)
+    X = rng.rand(60, 64).astype(np.float32)
+    params = dict(n_clusters=3, image_shape=(1, 8, 8), augment="affine", hidden_layer_sizes=(16,),
+                  latent_dim=2, pretrain_epochs=2, max_epochs=2, batch_size=20, n_init=1,
+                  random_state=0, device="cpu")
+    a = DeepFuzzyCMeans(**params).fit(X)
+    b = DeepFuzzyCMeans(**params).fit(X)
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    no_aug = DeepFuzzyCMeans(**{**params, "augment": None}).fit(X)
+    # the views change what the autoencoder learns
+    assert not np.allclose(a.transform(X), no_aug.transform(X))
