@@ -11,8 +11,8 @@ parameter               ``'auto'``
 ======================  ==========================================================
 ``batch_size``          ``n / 8`` rows, clipped to [32, 256]: at least eight
                         steps per epoch on small data, DEC's 256 from 2,048 rows
-``hidden_layer_sizes``  DEC's (500, 500, 2000) from 5,000 rows; (256, 256, 1024)
-                        below, where the wide network costs time and overfits
+``hidden_layer_sizes``  DEC's (500, 500, 2000); on digits the narrower
+                        (256, 256, 1024) embedded worse (initial ACC 0.898 against 0.937)
 ``latent_dim``          ``max(10, n_clusters)``: DEC's 10, wider for many clusters
 ``pretrain_epochs``     aims for 5,000 gradient steps, clipped to [20, 200]
                         epochs; stops earlier when the loss plateaus
@@ -35,7 +35,6 @@ AUTO_PARAMETERS = (
 
 _PRETRAIN_STEPS, _PRETRAIN_EPOCHS = 5000, (20, 200)
 _JOINT_STEPS, _JOINT_EPOCHS = 1500, (5, 100)
-_WIDE_FROM = 5000
 
 
 def _steps_to_epochs(steps, n_batches, bounds):
@@ -62,9 +61,9 @@ def resolve_auto(params, n_samples, n_clusters):
     >>> p = dict.fromkeys(AUTO_PARAMETERS, "auto")
     >>> r = resolve_auto(p, 1797, 10)
     >>> r["batch_size"], r["hidden_layer_sizes"], r["n_neighbors"], r["init_smoothing"]
-    (224, (256, 256, 1024), 10, 59)
-    >>> resolve_auto(p, 70000, 10)["hidden_layer_sizes"]
-    (500, 500, 2000)
+    (224, (500, 500, 2000), 10, 59)
+    >>> resolve_auto(p, 70000, 10)["batch_size"], resolve_auto(p, 300, 10)["batch_size"]
+    (256, 37)
     """
     def pick(name, auto):
         value = params[name]
@@ -73,8 +72,7 @@ def resolve_auto(params, n_samples, n_clusters):
     out = {}
     out["batch_size"] = pick("batch_size", lambda: int(np.clip(n_samples // 8, 32, 256)))
     n_batches = max(1, n_samples // out["batch_size"])
-    out["hidden_layer_sizes"] = tuple(pick(
-        "hidden_layer_sizes", lambda: (500, 500, 2000) if n_samples >= _WIDE_FROM else (256, 256, 1024)))
+    out["hidden_layer_sizes"] = tuple(pick("hidden_layer_sizes", lambda: (500, 500, 2000)))
     out["latent_dim"] = pick("latent_dim", lambda: max(10, int(n_clusters)))
     out["pretrain_epochs"] = pick("pretrain_epochs", lambda: _steps_to_epochs(_PRETRAIN_STEPS, n_batches, _PRETRAIN_EPOCHS))
     out["max_epochs"] = pick("max_epochs", lambda: _steps_to_epochs(_JOINT_STEPS, n_batches, _JOINT_EPOCHS))

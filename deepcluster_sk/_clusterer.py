@@ -280,6 +280,7 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
             module.centers.copy_(init.centers)
         self.init_labels_ = np.asarray(init.labels)
         self.n_init_moves_ = int(init.n_moves)
+        self.init_smoothing_ = int(init.n_steps)
 
     def _joint_terms(self, module, augment, neighbors, recon_scale):
         rule = self._membership_rule()
@@ -344,14 +345,14 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
 
         Judged by :func:`~deepcluster_sk.graph.partition_cost` on the
         pretrained embedding's neighbour graph: when joint training made the
-        partition cost more than the initial one, the centres move to the
+        partition cost clearly more (by over 1 %) than the initial one, the centres move to the
         means of the initial clusters in the trained embedding (a warning
         says so).
         """
         k, nb = self.n_clusters, neighbors.cpu().numpy()
         before, after = partition_cost(self.init_labels_, nb, k), partition_cost(self.labels_, nb, k)
         self.partition_cost_ = after
-        if after > before + 1e-9:
+        if after > before + 0.01 * max(1.0, abs(before)):  # worse beyond rounding and noise
             warnings.warn(
                 f"Joint training left a worse partition than its initialisation (cost {after:.4f} > "
                 f"{before:.4f}: normalized cut less size entropy on the neighbour graph); the centres were "

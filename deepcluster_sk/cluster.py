@@ -24,12 +24,13 @@ _SHARED_PARAMETERS = """\
         ``encoder_`` of a fitted :class:`ContrastiveEmbedder`); a pair: a user
         encoder and decoder. User modules are copied, never modified.
 
-    hidden_layer_sizes : tuple of int, default=(500, 500, 2000)
+    hidden_layer_sizes : tuple of int or 'auto', default='auto'
         Hidden layers of the ``'mlp'`` encoder (mirrored in the decoder).
-        The default is the DEC / IDEC architecture.
+        ``'auto'``: the DEC / IDEC architecture (500, 500, 2000).
 
-    latent_dim : int, default=10
-        Dimension of the embedding the centres live in.
+    latent_dim : int or 'auto', default='auto'
+        Dimension of the embedding the centres live in. ``'auto'``:
+        ``max(10, n_clusters)``.
 
     image_shape : tuple of int (C, H, W), default=None
         Shape of one image when rows are flattened images; needed by
@@ -54,15 +55,19 @@ _SHARED_PARAMETERS = """\
 
     pretrain_epochs : int or 'auto', default='auto'
         Epochs of pretraining. ``'auto'`` aims for about 5000 gradient steps,
-        clipped to 20-200 epochs. 0 skips pretraining. With
+        clipped to 20-200 epochs, and stops earlier when the loss plateaus
+        (less than 1 % better over about 500 steps). 0 skips pretraining. With
         ``augment='affine'`` on digit images, about three times as many
         steps scored best (USPS: 400 epochs, ACC 0.978; MNIST: 60 epochs,
         ACC 0.978; the user guide's "Augmentation" section).
 
-    max_epochs : int, default=100
+    max_epochs : int or 'auto', default='auto'
         Maximum epochs of joint training (stops earlier on ``tol``).
+        ``'auto'``: about 1,500 gradient steps, clipped to 5-100 epochs.
 
-    batch_size : int, default=256
+    batch_size : int or 'auto', default='auto'
+        Rows per gradient step. ``'auto'``: ``n_samples / 8`` clipped to
+        32-256, so that small data sets still get eight steps an epoch.
 
     lr : float, default=1e-3
         Adam learning rate (cosine-annealed during pretraining).
@@ -111,7 +116,8 @@ _SHARED_PARAMETERS = """\
         clusters had merged but lowered runs that had not (user guide,
         "Choosing parameters").
 
-    n_neighbors : int, default=10
+    n_neighbors : int or 'auto', default='auto'
+        ``'auto'``: ``sqrt(n_samples) / 2`` clipped to 3-10.
         Size of the nearest-neighbour graph built on the pretrained
         embedding (exact search, quadratic in ``n_samples``: about 30 s on
         one CPU thread for 70,000 samples), used by ``init='graph'`` and by
@@ -141,8 +147,9 @@ _SHARED_PARAMETERS = """\
         ndarray of the embedding; ``neighbors`` an (n, k) index array or
         None); each centre is then its cluster's mean embedding.
 
-    init_smoothing : int, default=64
-        Steps of neighbour averaging before the k-means++ initialisation
+    init_smoothing : int or 'auto', default='auto'
+        ``'auto'``: ``n_samples / 30`` clipped to 1-64, so that a small graph
+        is not averaged into one point. Steps of neighbour averaging before the k-means++ initialisation
         (needs ``n_neighbors``): each step replaces every row of the
         embedding by the mean of itself and the average of its
         ``n_neighbors`` neighbours (a lazy random walk on the graph, as in
@@ -168,7 +175,7 @@ _SHARED_PARAMETERS = """\
     n_init : int, default=10
         k-means++ restarts for the initial centres.
 
-    precision : {'auto', 'fp32', 'bf16'}, default='fp32'
+    precision : {'auto', 'fp32', 'bf16'}, default='auto'
         Autocast precision of the training forward pass (weights stay
         fp32). ``'auto'``: bf16 on CUDA GPUs that support it and on CPUs
         with native bf16 (AMX / AVX512-BF16), else fp32.
@@ -214,6 +221,27 @@ _ATTRIBUTES = """\
 
     loss_terms_ : tuple of str
         Names of the loss terms trained, each a column of ``history_``.
+
+    init_smoothing_ : int
+        Smoothing steps of the initial partition kept by ``init='graph'``
+        (it tries a quarter, half and all of the resolved ``init_smoothing``
+        and plain k-means, and keeps the partition of lowest
+        :func:`~deepcluster_sk.graph.partition_cost`).
+
+    resolved_params_ : dict
+        The values the fit used for the parameters that accept ``'auto'``
+        (``batch_size``, ``hidden_layer_sizes``, ``latent_dim``,
+        ``pretrain_epochs``, ``max_epochs``, ``n_neighbors``,
+        ``init_smoothing``), from the data's size
+        (:mod:`deepcluster_sk._auto`).
+
+    input_scale_ : float
+        The largest absolute value of the training ``X``; the network sees
+        ``X / input_scale_``, so ``c * X`` gives the same clustering as ``X``.
+
+    partition_cost_ : float
+        :func:`~deepcluster_sk.graph.partition_cost` of ``labels_`` on the
+        pretrained embedding's neighbour graph (when one was built).
 
     n_init_moves_ : int
         Merge-and-split moves made by ``init_refine``.

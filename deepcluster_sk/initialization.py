@@ -9,8 +9,7 @@ An initialisation strategy is a callable with one signature, the way
 ``(n_samples, latent_dim)``), ``neighbors`` the rows' nearest neighbours in
 it (an int64 ndarray ``(n_samples, k)``, or None when ``n_neighbors=0``).
 A strategy returning plain labels gets, as centres, the mean embedding of
-each cluster (an empty cluster gets the row nearest the overall mean of
-the other centres' rows... see :func:`centers_from_labels`).
+each cluster (:func:`centers_from_labels`).
 
 Built in (the estimators' ``init`` parameter):
 
@@ -25,7 +24,7 @@ import numpy as np
 import torch
 from sklearn.cluster import KMeans
 
-from .graph import refine_by_normalized_cut, smooth_on_neighbors
+from .graph import partition_cost, refine_by_normalized_cut, smooth_on_neighbors
 from .memberships import squared_distances
 
 __all__ = ["Initialization", "kmeans_init", "graph_init", "centers_from_labels", "run_init"]
@@ -40,6 +39,8 @@ class Initialization(NamedTuple):
     labels: np.ndarray
     #: Refinement moves made (0 for strategies without refinement).
     n_moves: int = 0
+    #: Smoothing steps of the kept partition (0: none).
+    n_steps: int = 0
 
 
 def kmeans_init(Z, n_clusters, *, neighbors=None, random_state=0, n_init=10):
@@ -56,7 +57,7 @@ def kmeans_init(Z, n_clusters, *, neighbors=None, random_state=0, n_init=10):
     return Initialization(torch.from_numpy(kmeans.cluster_centers_), kmeans.labels_)
 
 
-def graph_init(Z, n_clusters, *, neighbors, random_state=0, n_init=10, n_steps=64, refine=True):
+def graph_init(Z, n_clusters, *, neighbors, random_state=0, n_init=10, n_steps=64, refine=True, select=True):
     """k-means on the embedding smoothed over the neighbour graph, then refined.
 
     Every row is averaged ``n_steps`` times with its neighbours
@@ -64,10 +65,30 @@ def graph_init(Z, n_clusters, *, neighbors, random_state=0, n_init=10, n_steps=6
     smoothed rows, and with ``refine`` merge-and-split moves lower the
     graph's normalized cut (:func:`~deepcluster_sk.graph.refine_by_normalized_cut`).
     Each centre is the mean of its cluster's *unsmoothed* rows: training and
-    prediction work in the encoder's own embedding. Without ``neighbors`` or
-    with ``n_steps=0`` this is :func:`kmeans_init`.
+    prediction work in the encoder's own embedding.
+
+    With ``select`` (the default), the same is done for a quarter and half
+    of ``n_steps`` and for plain k-means too, and the partition of lowest
+    :func:`~deepcluster_sk.graph.partition_cost` on the graph is kept: a
+    label-free choice that makes the result far less sensitive to how much
+    smoothing a data set needs (on digits, 59 or 64 steps gave initial
+    labels of ACC 0.885 or 0.937 alone). Without ``neighbors`` or with
+    ``n_steps=0`` this is :func:`kmeans_init`.
     """
     if neighbors is None or n_steps == 0:
+        return kmeans_init(Z, n_clusters, random_state=random_state, n_init=n_init)
+    steps = sorted({0, max(1, n_steps // 4), max(1, n_steps // 2), n_steps}) if select else [n_steps]
+    best, best_cost = None, np.inf
+    for n in steps:
+        candidate = _smoothed_kmeans(Z, n_clusters, neighbors, n, random_state, n_init, refine)
+        cost = partition_cost(candidate.labels, neighbors, n_clusters)
+        if cost < best_cost - 1e-12:
+            best, best_cost = candidate, cost
+    return best
+
+
+def _smoothed_kmeans(Z, n_clusters, neighbors, n_steps, random_state, n_init, refine):
+    if n_steps == 0:
         return kmeans_init(Z, n_clusters, random_state=random_state, n_init=n_init)
     smoothed = smooth_on_neighbors(torch.from_numpy(Z), torch.from_numpy(neighbors), n_steps).cpu().numpy()
     kmeans = KMeans(n_clusters, n_init=n_init, random_state=random_state).fit(smoothed)
@@ -76,7 +97,7 @@ def graph_init(Z, n_clusters, *, neighbors, random_state=0, n_init=10, n_steps=6
         labels, n_moves = refine_by_normalized_cut(labels, smoothed, neighbors, n_clusters,
                                                    random_state=random_state)
     fallback = squared_distances(torch.from_numpy(smoothed), torch.from_numpy(kmeans.cluster_centers_))
-    return Initialization(centers_from_labels(Z, labels, n_clusters, fallback), labels, n_moves)
+    return Initialization(centers_from_labels(Z, labels, n_clusters, fallback), labels, n_moves, n_steps)
 
 
 def centers_from_labels(Z, labels, n_clusters, fallback_distances=None):

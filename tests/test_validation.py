@@ -29,7 +29,7 @@ BAD_X = {
     "-inf": (_with(-np.inf), ValueError, "infinity"),
     "too-large-for-float32": (_with(1e300), ValueError, "infinity or a value too large"),
     "complex": (X.astype(np.complex64), ValueError, "[Cc]omplex"),
-    "string-column": (_STRINGS, ValueError, "could not convert string to float"),
+    "string-column": (_STRINGS, ValueError, r"non-numeric column\(s\) 'f5'"),
     "string-array": (np.array([["a", "b"], ["c", "d"]]), ValueError, "could not convert string to float"),
     "object-mixed": (
         np.array([[1.0, "x"], [2.0, 3.0]], dtype=object), ValueError, "could not convert string"

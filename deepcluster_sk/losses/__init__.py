@@ -4,15 +4,15 @@ Every term is a :class:`LossTerm` with a ``name`` (its key in ``history_``),
 the outputs it ``needs`` from the network's forward pass and a ``weight``.
 A training phase is a list of terms; the engine sums ``weight * term``.
 
-==========================  =================  ==========================================
-term                        name               file
-==========================  =================  ==========================================
-:class:`Reconstruction`     ``recon``          ``losses/reconstruction.py``
-:class:`NTXent`             ``contrastive``    ``losses/nt_xent.py``
-:class:`Clustering`         ``cluster``        ``losses/clustering.py``
-:class:`ViewConsistency`    ``consistency``    ``losses/view_consistency.py``
-:class:`NeighborConsistency` ``neighbor``      ``losses/neighbor_consistency.py``
-==========================  =================  ==========================================
+============================  ===============  ====================================
+term                          name             file
+============================  ===============  ====================================
+:class:`Reconstruction`       ``recon``        ``losses/reconstruction.py``
+:class:`NTXent`               ``contrastive``  ``losses/nt_xent.py``
+:class:`Clustering`           ``cluster``      ``losses/clustering.py``
+:class:`ViewConsistency`      ``consistency``  ``losses/view_consistency.py``
+:class:`NeighborConsistency`  ``neighbor``     ``losses/neighbor_consistency.py``
+============================  ===============  ====================================
 
 The plain functions behind the terms (``nt_xent_loss``, ``clustering_loss``,
 ...) take tensors and return a scalar tensor.

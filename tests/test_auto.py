@@ -1,0 +1,105 @@
+"""The size-aware ``'auto'`` defaults, scale invariance and the partition guard (issue 14)."""
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
+
+from deepcluster_sk import DeepFuzzyCMeans, DeepMEC
+from deepcluster_sk._auto import AUTO_PARAMETERS, resolve_auto
+from deepcluster_sk._base import cpu_has_native_bf16, resolve_amp_dtype
+
+AUTO = dict.fromkeys(AUTO_PARAMETERS, "auto")
+
+
+@pytest.mark.parametrize("n, batch, pretrain, joint, k_nn, smoothing", [
+    (20, 32, 200, 100, 3, 1),
+    (300, 37, 200, 100, 9, 10),
+    (1797, 224, 200, 100, 10, 59),
+    (9298, 256, 139, 42, 10, 64),
+    (70000, 256, 20, 5, 10, 64),
+])
+def test_auto_values_follow_the_data_size(n, batch, pretrain, joint, k_nn, smoothing):
+    r = resolve_auto(AUTO, n, 10)
+    assert (r["batch_size"], r["pretrain_epochs"], r["max_epochs"]) == (batch, pretrain, joint)
+    assert (r["n_neighbors"], r["init_smoothing"]) == (k_nn, smoothing)
+    assert r["hidden_layer_sizes"] == (500, 500, 2000) and r["latent_dim"] == 10
+    assert resolve_auto(AUTO, n, 40)["latent_dim"] == 40
+
+
+def test_explicit_values_are_kept_and_auto_is_never_written_back():
+    explicit = dict(AUTO, batch_size=64, n_neighbors=0)
+    r = resolve_auto(explicit, 5000, 10)
+    assert r["batch_size"] == 64 and r["n_neighbors"] == 0
+    X = make_blobs(40, 4, centers=2, random_state=0)[0]
+    est = DeepFuzzyCMeans(2, hidden_layer_sizes=(8,), pretrain_epochs=2, max_epochs=2, random_state=0).fit(X)
+    assert est.batch_size == "auto" and est.resolved_params_["batch_size"] == 32
+    assert est.get_params()["n_neighbors"] == "auto" and est.resolved_params_["n_neighbors"] == 3
+
+
+def test_precision_auto_is_bf16_only_where_the_cpu_has_it():
+    import torch
+
+    expected = torch.bfloat16 if cpu_has_native_bf16() else None
+    assert resolve_amp_dtype("auto", torch.device("cpu")) == expected
+    assert DeepFuzzyCMeans().precision == "auto" and DeepMEC().precision == "auto"
+
+
+X_BLOBS, Y_BLOBS = make_blobs(90, 6, centers=3, cluster_std=0.5, random_state=1)
+
+
+def _small(cls=DeepFuzzyCMeans):
+    return cls(3, hidden_layer_sizes=(16,), pretrain_epochs=4, max_epochs=3, random_state=0)
+
+
+@settings(max_examples=8, deadline=None)
+@given(exponent=st.floats(-6, 6), cls=st.sampled_from([DeepFuzzyCMeans, DeepMEC]))
+def test_multiplying_X_by_a_constant_gives_the_same_partition(exponent, cls):
+    reference = _small(cls).fit(X_BLOBS)
+    scaled = _small(cls).fit(X_BLOBS * 10.0**exponent)
+    assert adjusted_rand_score(reference.labels_, scaled.labels_) == 1.0
+    assert scaled.input_scale_ == pytest.approx(reference.input_scale_ * 10.0**exponent, rel=1e-6)
+    np.testing.assert_array_equal(scaled.predict(X_BLOBS * 10.0**exponent), scaled.labels_)
+
+
+def test_twenty_rows_with_the_defaults_are_not_merged():
+    X, y = make_blobs(20, 10, centers=3, cluster_std=1.0, center_box=(-3, 3), random_state=0)
+    est = DeepFuzzyCMeans(3, random_state=0).fit(X)
+    assert adjusted_rand_score(y, est.labels_) == 1.0
+    assert est.resolved_params_["init_smoothing"] == 1
+
+
+def test_joint_training_never_ends_worse_than_its_initialisation_silently():
+    """The guard: when joint training raises the partition cost, the initial clusters come back."""
+    from skorch.callbacks import Callback
+
+    class ScrambleCentres(Callback):
+        """At the end of joint training, throws all centres but one far away."""
+
+        def on_train_end(self, net, **kwargs):
+            import torch
+
+            if "cluster" in {t.name for t in net.criterion_.terms}:
+                with torch.no_grad():
+                    net.module_.centers[1:] = 1e3
+
+    X, _ = make_blobs(120, 5, centers=3, cluster_std=0.5, random_state=2)
+    est = DeepFuzzyCMeans(3, hidden_layer_sizes=(16,), pretrain_epochs=5, max_epochs=2, random_state=0,
+                          callbacks=[ScrambleCentres()])
+    with pytest.warns(RuntimeWarning, match="worse partition than its initialisation"):
+        est.fit(X)
+    assert adjusted_rand_score(est.init_labels_, est.labels_) > 0.95
+    assert len(np.unique(est.labels_)) == 3
+
+
+def test_empty_clusters_at_the_end_are_reported():
+    X = np.repeat(np.eye(3, 4), 10, axis=0)  # three distinct rows only
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = DeepFuzzyCMeans(5, hidden_layer_sizes=(8,), pretrain_epochs=2, max_epochs=1, random_state=0).fit(X)
+    assert len(np.unique(est.labels_)) <= 3  # five clusters cannot all hold one of three points
+    assert any("hold no training sample" in str(w.message) for w in caught)
