@@ -11,7 +11,6 @@ The package's callbacks end a phase by raising :class:`StopTraining`, so a
 user's Ctrl-C is never mistaken for one of them.
 """
 
-import copy
 import math
 import warnings
 
@@ -60,7 +59,13 @@ class StateSnapshot(Callback):
         return self
 
     def _take(self, net):
-        self.state_ = copy.deepcopy(net.module_.state_dict())
+        state = net.module_.state_dict()
+        if self.state_ is None or self.state_.keys() != state.keys() or any(
+                self.state_[k].shape != v.shape for k, v in state.items()):
+            self.state_ = {k: v.detach().clone() for k, v in state.items()}
+        else:  # copy into the buffers of the last snapshot: no allocation per epoch
+            for k, v in state.items():
+                self.state_[k].copy_(v)
 
     def restore(self, net):
         net.module_.load_state_dict(self.state_)
@@ -71,6 +76,7 @@ class StateSnapshot(Callback):
         raise StopTraining
 
     def on_train_begin(self, net, **kwargs):
+        self.state_ = None
         self._take(net)
         self.epochs_done_ = 0
         self.fault_ = None

@@ -46,7 +46,7 @@ def test_kmeans_init_is_kmeans_on_the_embedding():
 def test_graph_init_centres_are_means_of_the_unsmoothed_rows():
     Z, y = _two_blobs()
     neighbors = nearest_neighbors(torch.from_numpy(Z), 5).numpy()
-    init = graph_init(Z, 2, neighbors=neighbors, random_state=0, n_init=2, n_steps=4)
+    init = graph_init(Z, 2, neighbors=neighbors, random_state=0, n_init=2, n_steps=4, select=False)
     assert adjusted_rand_score(y, init.labels) == 1.0
     means = np.stack([Z[init.labels == j].mean(axis=0) for j in range(2)])
     np.testing.assert_allclose(init.centers.numpy(), means, rtol=1e-6)
@@ -56,6 +56,20 @@ def test_graph_init_centres_are_means_of_the_unsmoothed_rows():
     labels, n_moves = refine_by_normalized_cut(labels, S, neighbors, 2, random_state=0)
     np.testing.assert_array_equal(init.labels, labels)
     assert init.n_moves == n_moves
+
+
+def test_graph_init_keeps_the_candidate_of_lowest_partition_cost():
+    from deepcluster_sk.graph import partition_cost
+
+    rng = np.random.default_rng(0)
+    Z = np.concatenate([rng.normal(c, 1.0, size=(60, 3)) for c in (0.0, 2.5, 5.0)]).astype(np.float32)
+    neighbors = nearest_neighbors(torch.from_numpy(Z), 6).numpy()
+    chosen = graph_init(Z, 3, neighbors=neighbors, random_state=0, n_init=2, n_steps=16)
+    costs = {steps: partition_cost(graph_init(Z, 3, neighbors=neighbors, random_state=0, n_init=2, n_steps=steps,
+                                              select=False).labels, neighbors, 3) for steps in (4, 8, 16)}
+    costs[0] = partition_cost(kmeans_init(Z, 3, random_state=0, n_init=2).labels, neighbors, 3)
+    assert chosen.n_steps in costs
+    assert partition_cost(chosen.labels, neighbors, 3) == pytest.approx(min(costs.values()))
 
 
 @pytest.mark.parametrize("switch_off", [{"neighbors": None}, {"n_steps": 0}])
