@@ -18,7 +18,7 @@ The plain functions behind the terms (``nt_xent_loss``, ``clustering_loss``,
 ...) take tensors and return a scalar tensor.
 """
 
-from ._term import LossTerm, weighted_sum
+from ._term import LossTerm, MembershipTerm, weighted_sum
 from .clustering import Clustering, clustering_loss, scaled_distances, total_scatter
 from .neighbor_consistency import NeighborConsistency, neighbor_consistency_loss
 from .nt_xent import NTXent, nt_xent_loss
@@ -27,6 +27,7 @@ from .view_consistency import ViewConsistency, consistency_loss, target_distribu
 
 __all__ = [
     "LossTerm",
+    "MembershipTerm",
     "weighted_sum",
     "Reconstruction",
     "NTXent",

@@ -5,7 +5,7 @@ from numbers import Real
 import torch
 from torch import nn
 
-__all__ = ["LossTerm"]
+__all__ = ["LossTerm", "MembershipTerm", "weighted_sum"]
 
 
 class LossTerm(nn.Module):
@@ -58,6 +58,24 @@ class LossTerm(nn.Module):
 
     def extra_repr(self):
         return f"weight={self.weight:g}"
+
+
+class MembershipTerm(LossTerm):
+    """A term computed from soft memberships, under a membership rule.
+
+    The rule (:class:`~deepcluster_sk.memberships.FuzzyCMeansRule` or
+    :class:`~deepcluster_sk.memberships.MaxEntropyRule`) is the only place
+    where fuzzy c-means and maximum-entropy clustering differ.
+
+    Parameters
+    ----------
+    rule : FuzzyCMeansRule or MaxEntropyRule
+    weight : float, default=1.0
+    """
+
+    def __init__(self, rule, weight=1.0):
+        super().__init__(weight)
+        self.rule = rule
 
 
 def weighted_sum(terms, out):

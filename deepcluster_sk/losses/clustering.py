@@ -1,7 +1,7 @@
 """The scale-invariant soft-clustering term (FCM or MEC, by its membership rule)."""
 
 from ..memberships import squared_distances
-from ._term import LossTerm
+from ._term import MembershipTerm
 
 __all__ = ["total_scatter", "scaled_distances", "clustering_loss", "Clustering"]
 
@@ -70,7 +70,7 @@ def scaled_distances(Z, centers, scale):
     return squared_distances(Z, centers) / scale.clamp_min(1e-12)
 
 
-class Clustering(LossTerm):
+class Clustering(MembershipTerm):
     """The membership rule's objective on scaled distances, averaged over a batch.
 
     ``L = mean_i J_i(D_i)``, ``D_ij = ||z_i - c_j||^2 / T``, ``T = total_scatter(Z)``
@@ -98,10 +98,6 @@ class Clustering(LossTerm):
 
     name = "cluster"
     needs = frozenset({"distances"})
-
-    def __init__(self, rule, weight=1.0):
-        super().__init__(weight)
-        self.rule = rule
 
     def forward(self, out):
         return self.rule.objective(out["distances"]).mean()

@@ -2,7 +2,7 @@
 
 import torch
 
-from ._term import LossTerm
+from ._term import MembershipTerm
 
 __all__ = ["neighbor_consistency_loss", "NeighborConsistency"]
 
@@ -53,7 +53,7 @@ def neighbor_consistency_loss(log_U, log_U_neighbor, entropy_weight=1.0):
 
 
 
-class NeighborConsistency(LossTerm):
+class NeighborConsistency(MembershipTerm):
     """SCAN's neighbour agreement on the rule's memberships.
 
     ``L = -(1/n) sum_i log(u_i . v_i) - H(mean_i u_i)``, with ``u_i`` the
@@ -80,10 +80,6 @@ class NeighborConsistency(LossTerm):
 
     name = "neighbor"
     needs = frozenset({"distances", "neighbor_distances"})
-
-    def __init__(self, rule, weight=1.0):
-        super().__init__(weight)
-        self.rule = rule
 
     def forward(self, out):
         return neighbor_consistency_loss(

@@ -2,7 +2,7 @@
 
 import torch
 
-from ._term import LossTerm
+from ._term import MembershipTerm
 
 __all__ = ["target_distribution", "consistency_loss", "ViewConsistency"]
 
@@ -75,7 +75,7 @@ def consistency_loss(D, D_view, rule):
 
 
 
-class ViewConsistency(LossTerm):
+class ViewConsistency(MembershipTerm):
     """Cross entropy from each row's sharpened memberships to its view's.
 
     ``L = -(1/n) sum_i sum_j P_ij log u_ij(view)``, with ``P`` DEC's target
@@ -102,10 +102,6 @@ class ViewConsistency(LossTerm):
 
     name = "consistency"
     needs = frozenset({"distances", "view_distances"})
-
-    def __init__(self, rule, weight=1.0):
-        super().__init__(weight)
-        self.rule = rule
 
     def forward(self, out):
         return consistency_loss(out["distances"], out["view_distances"], self.rule)
