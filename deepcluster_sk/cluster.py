@@ -224,9 +224,9 @@ _ATTRIBUTES = """\
 
     init_smoothing_ : int
         Smoothing steps of the initial partition kept by ``init='graph'``
-        (it tries a quarter, half and all of the resolved ``init_smoothing``
-        and plain k-means, and keeps the partition of lowest
-        :func:`~deepcluster_sk.graph.partition_cost`).
+        (with ``init_smoothing="auto"`` it tries a quarter, half and all of
+        the resolved value and plain k-means, and keeps the partition of
+        lowest :func:`~deepcluster_sk.graph.partition_cost`).
 
     resolved_params_ : dict
         The values the fit used for the parameters that accept ``'auto'``
