@@ -27,6 +27,7 @@ API_MODULES = [
     "deepcluster_sk.datasets",
     "deepcluster_sk.plotting",
     "deepcluster_sk.baselines",
+    "deepcluster_sk.parallel",
 ]
 
 
