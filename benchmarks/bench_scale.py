@@ -265,16 +265,18 @@ def run_size(n, x_path, y_path, args):
 
 # -- report ---------------------------------------------------------------------
 
-REPORTED = {  # phase: (seconds key, memory key)
-    "pretrain_epoch": ("pretrain_epoch_s", "pretrain_fit_peak_anon_mb"),
-    "graph (auto)": ("graph_wall_s", "graph_peak_anon_mb"),
-    "graph exact": ("graph_exact_wall_s", "graph_exact_peak_anon_mb"),
-    "graph approximate": ("graph_approximate_wall_s", "graph_approximate_peak_anon_mb"),
-    "init KMeans(n_init=10)": ("init_kmeans_wall_s", "init_kmeans_peak_anon_mb"),
-    "init MiniBatchKMeans": ("init_minibatch_wall_s", "init_minibatch_peak_anon_mb"),
-    "init KMeans on 70k sample": ("init_kmeans_sample_wall_s", "init_kmeans_sample_peak_anon_mb"),
-    "joint_epoch": ("joint_epoch_s", "joint_fit_peak_anon_mb"),
-    "inference (predict)": ("inference_wall_s", "inference_peak_anon_mb"),
+REPORTED = {  # phase: (wall seconds key, CPU seconds key, memory key)
+    "pretrain_epoch": ("pretrain_epoch_s", "pretrain_fit_cpu_s", "pretrain_fit_peak_anon_mb"),
+    "transform": ("transform_wall_s", "transform_cpu_s", "transform_peak_anon_mb"),
+    "graph (auto)": ("graph_wall_s", "graph_cpu_s", "graph_peak_anon_mb"),
+    "graph exact": ("graph_exact_wall_s", "graph_exact_cpu_s", "graph_exact_peak_anon_mb"),
+    "graph approximate": ("graph_approximate_wall_s", "graph_approximate_cpu_s", "graph_approximate_peak_anon_mb"),
+    "init KMeans(n_init=10)": ("init_kmeans_wall_s", "init_kmeans_cpu_s", "init_kmeans_peak_anon_mb"),
+    "init MiniBatchKMeans": ("init_minibatch_wall_s", "init_minibatch_cpu_s", "init_minibatch_peak_anon_mb"),
+    "init KMeans on 70k sample": ("init_kmeans_sample_wall_s", "init_kmeans_sample_cpu_s",
+                                  "init_kmeans_sample_peak_anon_mb"),
+    "joint_epoch": ("joint_epoch_s", "joint_fit_cpu_s", "joint_fit_peak_anon_mb"),
+    "inference (predict)": ("inference_wall_s", "inference_cpu_s", "inference_peak_anon_mb"),
 }
 
 
@@ -295,20 +297,26 @@ def report(path):
         latest[row["n"]] = row
     rows = [latest[n] for n in sorted(latest)]
     ns = [r["n"] for r in rows]
-    header = "| phase | " + " | ".join(f"n={n:,}" for n in ns) + " | exponent | peak RssAnon MB (largest n) |"
-    lines = [header, "|" + "---|" * (len(ns) + 3)]
+    cols = " | ".join(f"n={n:,}" for n in ns)
+    lines = [f"| phase: wall s | {cols} | exponent | CPU s (largest n) | CPU exponent | peak RssAnon MB |",
+             "|" + "---|" * (len(ns) + 5)]
     exponents = {}
-    for phase, (key, mem) in REPORTED.items():
-        secs = [r.get(key) for r in rows]
-        b = power_law(ns, secs)
-        exponents[phase] = b
-        cells = " | ".join("-" if s is None else f"{s:.2f}" for s in secs)
+    for phase, (key, cpu_key, mem) in REPORTED.items():
+        secs, cpus = [r.get(key) for r in rows], [r.get(cpu_key) for r in rows]
+        b, b_cpu = power_law(ns, secs), power_law(ns, cpus)
+        exponents[phase] = (b, b_cpu)
+        cells = " | ".join("-" if v is None else f"{v:.2f}" for v in secs)
+        last_cpu = next((v for v in reversed(cpus) if v is not None), None)
         last_mem = next((r.get(mem) for r in reversed(rows) if r.get(mem) is not None), None)
-        lines.append(f"| {phase} (s) | {cells} | {'-' if b is None else f'{b:.2f}'} | {last_mem or '-'} |")
-    for key in ("graph_recall_at_10", "init_kmeans_acc", "init_minibatch_acc", "init_kmeans_sample_acc",
-                "predict_acc", "ru_maxrss_mb"):
-        lines.append(f"| {key} | " + " | ".join(str(r.get(key, "-")) for r in rows) + " | | |")
+        fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+        lines.append(f"| {phase} | {cells} | {fmt(b)} | {fmt(last_cpu)} | {fmt(b_cpu)} | {last_mem or '-'} |")
+    for key in ("graph_method", "graph_recall_at_10", "graph_recall_rows", "init_kmeans_acc", "init_minibatch_acc",
+                "init_kmeans_sample_acc", "predict_acc", "vm_hwm_mb"):
+        lines.append(f"| {key} | " + " | ".join(str(r.get(key, "-")) for r in rows) + " | | | | |")
     print("\n".join(lines))
+    print("\nCPU s: this process's CPU time; for pretrain_epoch the whole fit (one epoch, validation, "
+          "embedding), for joint_epoch the whole warm fit (graph, one epoch, monitor). vm_hwm_mb: peak "
+          "resident set of the size's process (includes mapped pages of the memmap that were read).")
     extra = {k: v for r in rows for k, v in r.items() if k.startswith(("pretrained_", "pca10_"))}
     if extra:
         print("\nACC of k-means on the embedding smoothed over the exact vs the approximate graph:")
