@@ -86,7 +86,8 @@ def _affine_copies(images, seed):
     scale = 0.9 + 0.2 * torch.rand(n, generator=g)
     shift = (torch.rand(n, 2, generator=g) * 2 - 1) * (2 / 14)  # 2 pixels in [-1, 1] units
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    rows = [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)]
+    theta = torch.stack(rows, 1)
     x = torch.from_numpy(images)[:, None]
     grid = F.affine_grid(theta, x.shape, align_corners=False)
     return F.grid_sample(x, grid, align_corners=False, padding_mode="zeros").clamp(0, 1)[:, 0].numpy()
@@ -270,7 +271,8 @@ REPORTED = {  # phase: (wall seconds key, CPU seconds key, memory key)
     "transform": ("transform_wall_s", "transform_cpu_s", "transform_peak_anon_mb"),
     "graph (auto)": ("graph_wall_s", "graph_cpu_s", "graph_peak_anon_mb"),
     "graph exact": ("graph_exact_wall_s", "graph_exact_cpu_s", "graph_exact_peak_anon_mb"),
-    "graph approximate": ("graph_approximate_wall_s", "graph_approximate_cpu_s", "graph_approximate_peak_anon_mb"),
+    "graph approximate": ("graph_approximate_wall_s", "graph_approximate_cpu_s",
+                          "graph_approximate_peak_anon_mb"),
     "init KMeans(n_init=10)": ("init_kmeans_wall_s", "init_kmeans_cpu_s", "init_kmeans_peak_anon_mb"),
     "init MiniBatchKMeans": ("init_minibatch_wall_s", "init_minibatch_cpu_s", "init_minibatch_peak_anon_mb"),
     "init KMeans on 70k sample": ("init_kmeans_sample_wall_s", "init_kmeans_sample_cpu_s",
@@ -310,7 +312,8 @@ def report(path):
         last_mem = next((r.get(mem) for r in reversed(rows) if r.get(mem) is not None), None)
         fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
         lines.append(f"| {phase} | {cells} | {fmt(b)} | {fmt(last_cpu)} | {fmt(b_cpu)} | {last_mem or '-'} |")
-    for key in ("graph_method", "graph_recall_at_10", "graph_recall_rows", "init_kmeans_acc", "init_minibatch_acc",
+    for key in ("graph_method", "graph_recall_at_10", "graph_recall_rows", "init_kmeans_acc",
+                "init_minibatch_acc",
                 "init_kmeans_sample_acc", "predict_acc", "vm_hwm_mb"):
         lines.append(f"| {key} | " + " | ".join(str(r.get(key, "-")) for r in rows) + " | | | | |")
     print("\n".join(lines))
