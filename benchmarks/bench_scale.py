@@ -139,6 +139,10 @@ class _Phase:
         self.record[f"{self.name}_wall_s"] = round(wall, 3)
         self.record[f"{self.name}_cpu_s"] = round(cpu, 3)
         self.record[f"{self.name}_peak_anon_mb"] = round(self.sampler.peak_kb / 1024, 1)
+        partial = self.record.get("_partial")
+        if partial:  # what finished so far, for sizes that may not complete
+            with open(partial, "w") as f:
+                json.dump({k: v for k, v in self.record.items() if k != "_partial"}, f)
 
 
 def _recall(found, exact):
@@ -195,6 +199,7 @@ def run_size(n, x_path, y_path, args):
     assert isinstance(X, np.memmap)
     rec = {"n": n, "threads": args.threads, "precision": args.precision,
            "exact_max_rows": EXACT_MAX_ROWS, "memory": "RssAnon peak per phase (MB), ru_maxrss at end"}
+    rec["_partial"] = os.path.join(os.path.dirname(x_path), f"partial_{n}.json")
     acc = lambda labels: round(float(cluster_accuracy(y, labels)), 4)  # noqa: E731
 
     est = DeepFuzzyCMeans(10, pretrain_epochs=1, max_epochs=0, n_neighbors=0, n_init=1,
@@ -261,6 +266,7 @@ def run_size(n, x_path, y_path, args):
     rec["predict_acc"] = acc(labels)
     rec["ru_maxrss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     rec["vm_hwm_mb"] = round(_status_kb("VmHWM") / 1024, 1)
+    os.remove(rec.pop("_partial"))
     print("RESULT " + json.dumps(rec), flush=True)
 
 
