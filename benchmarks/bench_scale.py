@@ -51,7 +51,8 @@ Usage::
 
     OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/bench_scale.py          # all four sizes
     OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/bench_scale.py --sizes 17500 70000
-    python benchmarks/bench_scale.py --report   # table and exponents of scale.jsonl only
+    python benchmarks/bench_scale.py --report   # table and exponents of scale.jsonl (and of
+                                                # partial_<n>.json of sizes that did not finish)
 """
 
 import argparse
@@ -297,12 +298,19 @@ def power_law(ns, seconds):
     return float(np.polyfit(logn, logs, 1)[0])
 
 
-def report(path):
+def report(path, cache=None):
+    """Table and exponents of ``path``; sizes that did not finish add their ``partial_<n>.json``."""
     with open(path) as f:
         rows = sorted((json.loads(line) for line in f if line.strip()), key=lambda r: r["n"])
     latest = {}
     for row in rows:  # the last line of each size wins
         latest[row["n"]] = row
+    for name in sorted(os.listdir(cache)) if cache and os.path.isdir(cache) else []:
+        if name.startswith("partial_") and name.endswith(".json"):
+            with open(os.path.join(cache, name)) as f:
+                row = json.load(f)
+            if row["n"] not in latest:
+                latest[row["n"]] = dict(row, partial=True)
     rows = [latest[n] for n in sorted(latest)]
     ns = [r["n"] for r in rows]
     cols = " | ".join(f"n={n:,}" for n in ns)
@@ -318,7 +326,7 @@ def report(path):
         last_mem = next((r.get(mem) for r in reversed(rows) if r.get(mem) is not None), None)
         fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
         lines.append(f"| {phase} | {cells} | {fmt(b)} | {fmt(last_cpu)} | {fmt(b_cpu)} | {last_mem or '-'} |")
-    for key in ("graph_method", "graph_recall_at_10", "graph_recall_rows", "init_kmeans_acc",
+    for key in ("partial", "graph_method", "graph_recall_at_10", "graph_recall_rows", "init_kmeans_acc",
                 "init_minibatch_acc",
                 "init_kmeans_sample_acc", "predict_acc", "vm_hwm_mb"):
         lines.append(f"| {key} | " + " | ".join(str(r.get(key, "-")) for r in rows) + " | | | | |")
@@ -351,7 +359,7 @@ def main():
         run_size(int(n), x_path, y_path, args)
         return
     if args.report:
-        report(args.out)
+        report(args.out, args.cache)
         return
     sizes = sorted(args.sizes)
     t0 = time.perf_counter()
@@ -370,7 +378,7 @@ def main():
         with open(args.out, "a") as f:
             f.write(result[-1][len("RESULT "):] + "\n")
         print(result[-1], flush=True)
-    report(args.out)
+    report(args.out, args.cache)
 
 
 if __name__ == "__main__":
