@@ -29,6 +29,7 @@ API_MODULES = [
     "deepcluster_sk.datasets",
     "deepcluster_sk.plotting",
     "deepcluster_sk.baselines",
+    "deepcluster_sk.parallel",
 ]
 
 

@@ -129,3 +129,98 @@ def test_refinement_never_raises_the_cut_nor_changes_the_cluster_count(seed, n_c
     assert sorted(set(new.tolist())) == list(range(n_clusters))  # every cluster still in use
     if n_moves:
         assert normalized_cut(new, neighbors, n_clusters) < normalized_cut(labels, neighbors, n_clusters)
+
+
+# -- approximate search (FAISS HNSW, the 'scale' extra) ----------------------
+
+def _clustered(n=2000, dim=8, seed=0):
+    rng = np.random.RandomState(seed)
+    centers = rng.uniform(-10, 10, size=(10, dim))
+    return torch.from_numpy((centers[rng.randint(0, 10, n)] + rng.randn(n, dim)).astype(np.float32))
+
+
+def _recall(found, exact):
+    return np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(found.tolist(), exact.tolist())])
+
+
+def test_approximate_neighbors_recall_the_exact_graph():
+    pytest.importorskip("faiss", reason="needs FAISS: pip install deepcluster_sk[scale]")
+    Z = _clustered()
+    exact = nearest_neighbors(Z, 10, method="exact")
+    approx = nearest_neighbors(Z, 10, method="approximate", random_state=0)
+    assert approx.dtype == torch.int64 and approx.shape == (2000, 10) and approx.device.type == "cpu"
+    assert (approx != torch.arange(2000)[:, None]).all()  # never itself
+    assert all(len(set(row)) == 10 for row in approx.tolist())  # no repeats
+    assert _recall(approx, exact) >= 0.9
+    # numpy input and a clipped k, as for exact search
+    assert nearest_neighbors(Z[:3].numpy(), 10, method="approximate").shape == (3, 2)
+
+
+def test_approximate_neighbors_are_deterministic_for_a_seed():
+    pytest.importorskip("faiss", reason="needs FAISS: pip install deepcluster_sk[scale]")
+    Z = _clustered(1500)
+    a = nearest_neighbors(Z, 5, method="approximate", random_state=3)
+    assert torch.equal(a, nearest_neighbors(Z, 5, method="approximate", random_state=3))
+    assert torch.equal(nearest_neighbors(Z, 5, method="approximate"),
+                       nearest_neighbors(Z, 5, method="approximate"))
+
+
+def test_duplicate_rows_never_list_themselves():
+    pytest.importorskip("faiss", reason="needs FAISS: pip install deepcluster_sk[scale]")
+    Z = torch.zeros(50, 3)  # every distance ties: the row itself need not come first
+    approx = nearest_neighbors(Z, 4, method="approximate", random_state=0)
+    assert approx.shape == (50, 4) and (approx != torch.arange(50)[:, None]).all()
+
+
+def test_auto_switches_to_the_index_above_the_threshold(monkeypatch):
+    pytest.importorskip("faiss", reason="needs FAISS: pip install deepcluster_sk[scale]")
+    from deepcluster_sk import graph
+
+    calls = []
+    monkeypatch.setattr(graph, "_hnsw_neighbors", lambda Z, k, rs: calls.append(len(Z)) or "approx")
+    monkeypatch.setattr(graph, "EXACT_MAX_ROWS", 100)
+    Z = _clustered(101)
+    assert nearest_neighbors(Z, 3) == "approx" and calls == [101]
+    assert nearest_neighbors(Z[:100], 3).shape == (100, 3) and calls == [101]  # exact at the threshold
+
+
+def _without_faiss(monkeypatch):
+    import builtins
+
+    from deepcluster_sk import graph
+
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name == "faiss" or name.startswith("faiss."):
+            raise ImportError("No module named 'faiss'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    monkeypatch.setattr(graph, "_warned_missing", False)
+    return graph
+
+
+def test_auto_falls_back_to_exact_search_with_one_warning(monkeypatch):
+    graph = _without_faiss(monkeypatch)
+    monkeypatch.setattr(graph, "EXACT_MAX_ROWS", 50)
+    Z = _clustered(80)
+    with pytest.warns(RuntimeWarning, match=r"deepcluster_sk\[scale\]"):
+        neighbors = nearest_neighbors(Z, 4)
+    assert torch.equal(neighbors, nearest_neighbors(Z, 4, method="exact"))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once only
+        nearest_neighbors(Z, 4)
+
+
+def test_approximate_without_faiss_says_how_to_install(monkeypatch):
+    _without_faiss(monkeypatch)
+    with pytest.raises(ImportError, match=r"pip install \"deepcluster_sk\[scale\]\""):
+        nearest_neighbors(_clustered(20), 3, method="approximate")
+
+
+def test_unknown_method_is_rejected():
+    with pytest.raises(ValueError, match="method must be"):
+        nearest_neighbors(_clustered(20), 3, method="annoy")
