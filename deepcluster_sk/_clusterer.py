@@ -173,7 +173,7 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
     # -- the fit ------------------------------------------------------------
     def _fit(self, X, runtime):
         warm = self._warm_starting()
-        p = self.resolved_params_ if warm else resolve_auto(self.get_params(), len(X), self.n_clusters)
+        p = resolve_auto(self.get_params(), len(X), self.n_clusters)  # the network's shape cannot change
         self.resolved_params_ = p
         self.input_scale_ = self.input_scale_ if warm else input_scale(X)
         rows = scaled(to_device(X, runtime.device), 1.0 / self.input_scale_)

@@ -6,7 +6,7 @@ from sklearn.utils._param_validation import Interval
 from torch import nn
 
 from ._base import DeepEstimatorBase
-from ._data import to_device
+from ._data import input_scale, scaled, to_device
 from ._engine import Phase, run_phase
 from .losses import NTXent
 from .networks import DeepClusterModule
@@ -86,6 +86,11 @@ class ContrastiveEmbedder(DeepEstimatorBase):
 
     n_iter_ : int
         Epochs run.
+
+    input_scale_ : float
+        The largest absolute value of the training ``X``; the encoder sees
+        ``X / input_scale_`` (so does a clusterer given ``encoder_``, which
+        computes the same scale from the same data).
 
     n_latent_ : int
         Embedding dimension.
@@ -177,7 +182,9 @@ class ContrastiveEmbedder(DeepEstimatorBase):
             lr=self.lr, batch_size=self.batch_size, schedule="cosine",
             augment=self._build_augment(X), on_interrupt="keep",
         )
-        self.history_ = run_phase(module, phase, to_device(X, runtime.device), runtime)
+        self.input_scale_ = input_scale(X)  # as the clusterers: c * X embeds like X
+        rows = scaled(to_device(X, runtime.device), 1.0 / self.input_scale_)
+        self.history_ = run_phase(module, phase, rows, runtime)
         module.head = None
         module.eval()
         self.module_ = module

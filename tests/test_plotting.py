@@ -173,8 +173,10 @@ def test_plot_training_history_draws_unknown_and_declared_terms(fitted):
     est = copy.copy(fitted)
     est.history_ = [dict(row, measurement=0.5 + 0.1 * i, equivariance=0.2)
                     for i, row in enumerate(fitted.history_)]
+    est.loss_terms_ = (*fitted.loss_terms_, "measurement", "equivariance")  # declared, new ones too
     ax = plot_training_history(est)
-    assert _legend(ax) == ["train_loss", *_terms_in_history(est.history_), "delta_label"]
+    assert _legend(ax) == ["train_loss", *est.loss_terms_, "delta_label"]
+    assert set(est.loss_terms_) == set(_terms_in_history(est.history_))
     assert {"measurement", "equivariance"} <= set(_legend(ax))
     styles = {line.get_label(): line.get_linestyle() for line in ax.lines}
     assert styles["measurement"] == "-." and styles["equivariance"] == "-."
