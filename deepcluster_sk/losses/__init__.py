@@ -12,6 +12,9 @@ term                        name               file
 :class:`Clustering`         ``cluster``        ``losses/clustering.py``
 :class:`ViewConsistency`    ``consistency``    ``losses/view_consistency.py``
 :class:`NeighborConsistency` ``neighbor``      ``losses/neighbor_consistency.py``
+:class:`MeasurementConsistency` ``measurement`` ``losses/measurement_consistency.py``
+:class:`Recorrupted`        ``r2r``            ``losses/recorrupted.py``
+:class:`Equivariance`       ``equivariance``   ``losses/equivariance.py``
 ==========================  =================  ==========================================
 
 The plain functions behind the terms (``nt_xent_loss``, ``clustering_loss``,
@@ -20,8 +23,11 @@ The plain functions behind the terms (``nt_xent_loss``, ``clustering_loss``,
 
 from ._term import LossTerm, weighted_sum
 from .clustering import Clustering, clustering_loss, scaled_distances, total_scatter
+from .equivariance import Equivariance, equivariance_loss
+from .measurement_consistency import MeasurementConsistency, measurement_consistency_loss
 from .neighbor_consistency import NeighborConsistency, neighbor_consistency_loss
 from .nt_xent import NTXent, nt_xent_loss
+from .recorrupted import Recorrupted
 from .reconstruction import Reconstruction, reconstruction_loss
 from .view_consistency import ViewConsistency, consistency_loss, target_distribution
 
@@ -41,4 +47,9 @@ __all__ = [
     "target_distribution",
     "consistency_loss",
     "neighbor_consistency_loss",
+    "MeasurementConsistency",
+    "Recorrupted",
+    "Equivariance",
+    "measurement_consistency_loss",
+    "equivariance_loss",
 ]
