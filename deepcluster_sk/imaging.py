@@ -31,7 +31,7 @@ from ._data import iter_chunks, to_device
 from ._engine import Phase, autocast, run_phase
 from .augment import seeded_global_rng
 from .losses import Equivariance, MeasurementConsistency, Recorrupted
-from .operators import BaseOperator, FlowModulation, as_operator
+from .operators import BaseOperator, FlowModulation, IdentityOperator, as_operator
 from .reconstruction import operator_norm, pinv_matrix
 
 __all__ = ["SignalToImage", "ResidualUNet", "random_transform", "make_cells", "TRANSFORMS"]
@@ -305,12 +305,15 @@ class SignalToImage(DeepEstimatorBase):
 
     Parameters
     ----------
-    forward_operator : operator or array-like of shape (n_measurements, n_pixels)
+    forward_operator : operator, array-like of shape (n_measurements, n_pixels) or None, default=None
         ``A``: a :mod:`deepcluster_sk.operators` operator, or a dense matrix.
-        Copied, never modified.
+        Copied, never modified. None: the identity, i.e. self-supervised
+        denoising of the rows (with ``noise_std``).
 
-    image_shape : tuple of int (H, W)
+    image_shape : tuple of int (H, W) or None, default=None
         Shape of one image; ``H * W`` must be the operator's ``n_pixels``.
+        Needed with an operator; with ``forward_operator=None`` it defaults
+        to ``(1, n_features)``.
 
     equivariance_weight : float, default=1.0
         Weight of the equivariance term; 0 trains on measurement
@@ -393,6 +396,8 @@ class SignalToImage(DeepEstimatorBase):
 
     n_pixels_ : int
 
+    image_shape_ : tuple (H, W)
+
     See Also
     --------
     deepcluster_sk.operators.FlowModulation : The imaging-cytometry operator.
@@ -424,8 +429,8 @@ class SignalToImage(DeepEstimatorBase):
     """
 
     _parameter_constraints: dict = {
-        "forward_operator": [BaseOperator, "array-like"],
-        "image_shape": [tuple, list],
+        "forward_operator": [BaseOperator, "array-like", None],
+        "image_shape": [tuple, list, None],
         "equivariance_weight": [Interval(Real, 0, None, closed="left")],
         "transforms": [tuple, list],
         "noise_std": [Interval(Real, 0, None, closed="left"), None],
@@ -447,8 +452,8 @@ class SignalToImage(DeepEstimatorBase):
 
     def __init__(
         self,
-        forward_operator,
-        image_shape,
+        forward_operator=None,
+        image_shape=None,
         *,
         equivariance_weight=1.0,
         transforms=("rot90", "flip", "shift"),
@@ -489,13 +494,19 @@ class SignalToImage(DeepEstimatorBase):
         self.verbose = verbose
 
     # -- validation -------------------------------------------------------
-    def _operator(self):
-        """The operator object, checked against ``image_shape``."""
-        try:
-            op = as_operator(self.forward_operator)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"forward_operator: {exc}") from exc
-        shape = self.image_shape
+    def _operator(self, n_features=None):
+        """The operator object, checked against ``image_shape`` (the identity needs ``n_features``)."""
+        if self.forward_operator is None:
+            op = IdentityOperator(int(n_features if n_features is not None else self.n_features_in_))
+            shape = self.image_shape if self.image_shape is not None else (1, op.n_pixels)
+        else:
+            try:
+                op = as_operator(self.forward_operator)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"forward_operator: {exc}") from exc
+            if self.image_shape is None:
+                raise ValueError("image_shape=(H, W) is needed with a forward_operator.")
+            shape = self.image_shape
         if len(shape) != 2 or not all(isinstance(v, Integral) and not isinstance(v, bool) and v > 0 for v in shape):
             raise ValueError(f"image_shape must be two positive ints (H, W), got {shape!r}.")
         if op.n_pixels != shape[0] * shape[1]:
@@ -512,12 +523,15 @@ class SignalToImage(DeepEstimatorBase):
         ndim = getattr(X, "ndim", 2)
         if isinstance(ndim, Integral) and ndim > 2:
             raise ValueError(f"Signals must be a 2-D array (n_signals, signal_length), got a {ndim}-D array.")
-        n_expected = self._operator().n_measurements if reset else self.n_features_in_
         width = X.shape[1] if ndim == 2 and hasattr(X, "shape") else None
-        if width is not None and width != n_expected:
+        if not reset:
+            n_expected = self.n_features_in_
+        else:  # the identity takes rows of any length
+            n_expected = self._operator().n_measurements if self.forward_operator is not None else None
+        if width is not None and n_expected is not None and width != n_expected:
             raise ValueError(
-                f"Signals must have {n_expected} values each (the forward operator's n_measurements), "
-                f"got {width}."
+                f"X has {width} features, but {type(self).__name__} is expecting {n_expected} features "
+                f"as input: signals must have {n_expected} values each (the forward operator's n_measurements)."
             )
         return super()._validate_X(X, reset=reset)
 
@@ -525,6 +539,7 @@ class SignalToImage(DeepEstimatorBase):
         pass  # signals are not images; _validate_X checks their length
 
     def _check_params(self, X):
+        self._operator(X.shape[1])
         unknown = [t for t in self.transforms if t not in TRANSFORMS]
         if unknown:
             raise ValueError(f"transforms must be among {TRANSFORMS}, got {unknown}.")
@@ -533,8 +548,9 @@ class SignalToImage(DeepEstimatorBase):
 
     # -- fit ----------------------------------------------------------------
     def _fit(self, S, runtime):
-        op = copy.deepcopy(self._operator()).to(runtime.device)
-        H, W = (int(v) for v in self.image_shape)
+        op = copy.deepcopy(self._operator(S.shape[1])).to(runtime.device)
+        H, W = (int(v) for v in (self.image_shape if self.image_shape is not None else (1, op.n_pixels)))
+        self.image_shape_ = (H, W)
         flow_axis = op.flow_axis if isinstance(op, FlowModulation) else -1
         rows = to_device(S, runtime.device)
         R, adjoint_scale = None, 1.0
@@ -624,7 +640,7 @@ class SignalToImage(DeepEstimatorBase):
     def _validate_images(self, X):
         X = check_array(X, dtype=np.float32, input_name="X", estimator=self)
         if X.shape[1] != self.n_pixels_:
-            raise ValueError(f"Images must be rows of {self.n_pixels_} pixels (image_shape={tuple(self.image_shape)}), "
+            raise ValueError(f"Images must be rows of {self.n_pixels_} pixels (image_shape={self.image_shape_}), "
                              f"got {X.shape[1]}.")
         return np.ascontiguousarray(X)
 

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["BaseOperator", "LinearOperator", "FlowModulation", "as_operator"]
+__all__ = ["BaseOperator", "LinearOperator", "IdentityOperator", "FlowModulation", "as_operator"]
 
 #: Operators with at most this many matrix entries keep a dense copy for
 #: ``forward`` / ``adjoint`` (one GEMM beats the correlation on small images).
@@ -148,6 +148,36 @@ class LinearOperator(BaseOperator):
 
     def extra_repr(self):
         return f"shape={self.shape}, {'dense' if self.A is not None else 'callables'}"
+
+
+class IdentityOperator(BaseOperator):
+    """``A = I`` on rows of ``n`` values: reconstruction becomes denoising.
+
+    Parameters
+    ----------
+    n : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> IdentityOperator(3).forward(np.arange(3.0))
+    array([0., 1., 2.], dtype=float32)
+    """
+
+    def __init__(self, n):
+        super().__init__()
+        if not isinstance(n, Integral) or n < 1:
+            raise ValueError(f"n must be a positive int, got {n!r}.")
+        self.shape = (int(n), int(n))
+
+    def _forward(self, x):
+        return x
+
+    def _adjoint(self, s):
+        return s
+
+    def extra_repr(self):
+        return f"n={self.shape[0]}"
 
 
 class FlowModulation(BaseOperator):

@@ -156,7 +156,7 @@ def test_bad_transforms_and_operator_type(cells):
     op, _, S, _, _ = cells
     with pytest.raises(ValueError, match="transforms must be among"):
         _tiny(op, transforms=("shear",)).fit(S[:32])
-    with pytest.raises(ValueError, match="wrap callables"):
+    with pytest.raises(ValueError, match="forward_operator"):
         SignalToImage(lambda x: x, SHAPE).fit(S[:32])
 
 
