@@ -226,12 +226,15 @@ class SignalToImageModule(nn.Module):
     """
 
     def __init__(self, operator, net, image_shape, R=None, adjoint_scale=1.0, mu=0.0, sd=1.0,
-                 transforms=(), noise_std=0.0, r2r_alpha=0.5, flow_axis=-1):
+                 transforms=(), noise_std=0.0, r2r_alpha=0.5, flow_axis=-1, D=None):
         super().__init__()
         self.operator = operator
         self.net = net
         self.image_shape = tuple(image_shape)
         self.register_buffer("R", R)
+        self.register_buffer("D", D)
+        self.register_buffer("prior", torch.zeros(operator.n_pixels))
+        self.register_buffer("prior_signal", torch.zeros(operator.n_measurements))
         self.adjoint_scale = float(adjoint_scale)
         self.register_buffer("mu", torch.tensor(float(mu)))
         self.register_buffer("sd", torch.tensor(float(sd)))
@@ -250,16 +253,26 @@ class SignalToImageModule(nn.Module):
             return self.operator(x.float())
 
     def first_image(self, s):
-        """The linear reconstruction ``x0 = R s`` the network refines."""
+        """The linear reconstruction the network refines, ``x0 = b + R (s - A b)``.
+
+        ``b`` is a constant image (the background level that best explains
+        the mean training signal), so the part of ``x0`` that ``A`` does not
+        see is the background rather than zero.
+        """
         with self._exact(s.device):
-            s = s.float()
-            return s @ self.R.T if self.R is not None else self.operator.adjoint(s) * self.adjoint_scale
+            s = s.float() - self.prior_signal
+            x0 = s @ self.R.T if self.R is not None else self.operator.adjoint(s) * self.adjoint_scale
+            return x0 + self.prior
 
     def reconstruct(self, s):
         x0 = self.first_image(s)
         z = ((x0 - self.mu) / self.sd).reshape(-1, 1, *self.image_shape)
         r = (self.net(z) - z).reshape(len(s), -1).float()
-        return x0 + self.sd * r
+        x = x0 + self.sd * r
+        if self.D is not None:  # data consistency: x + A^T (A A^T + lam I)^-1 (s - A x)
+            with self._exact(s.device):
+                x = x + (s.float() - self.operator(x)) @ self.D.T
+        return x
 
     def _noise(self, like, std):
         return torch.randn(like.shape, generator=self.generator).to(like.device) * std
@@ -336,11 +349,22 @@ class SignalToImage(DeepEstimatorBase):
 
     input : {'pinv', 'adjoint'}, default='pinv'
         Linear reconstruction the network refines: the pseudo-inverse
-        (dense; for images up to a few thousand pixels) or the adjoint
+        (dense; for images up to a few thousand pixels; with ``noise_std``
+        the regularised one of ``data_consistency``, as ``A^+`` amplifies
+        noise) or the adjoint
         scaled by ``1 / ||A||^2`` (any size, needs more training).
 
     rcond : float, default=1e-3
         Relative cut-off of small singular values of the pseudo-inverse.
+
+    data_consistency : bool or 'auto', default='auto'
+        ``'auto'``: True without ``noise_std``, False with it. End the
+        network with a data-consistency step,
+        ``x <- x + A^T (A A^T + lam I)^{-1} (s - A x)``: without noise
+        (``lam = 0``) the output then explains its signal exactly and the
+        network only shapes the null-space part; with ``noise_std``,
+        ``lam`` is the noise-to-signal variance ratio (times the mean
+        eigenvalue of ``A A^T``), a Wiener-like soft step.
 
     network : 'unet' or nn.Module, default='unet'
         ``'unet'``: :class:`ResidualUNet` with ``channels`` and ``depth``;
@@ -437,6 +461,7 @@ class SignalToImage(DeepEstimatorBase):
         "r2r_alpha": [Interval(Real, 0, None, closed="neither")],
         "input": [StrOptions({"pinv", "adjoint"})],
         "rcond": [Interval(Real, 0, 1, closed="left")],
+        "data_consistency": ["boolean", StrOptions({"auto"})],
         "network": [StrOptions({"unet"}), nn.Module],
         "channels": [Interval(Integral, 1, None, closed="left")],
         "depth": [Interval(Integral, 0, None, closed="left")],
@@ -461,6 +486,7 @@ class SignalToImage(DeepEstimatorBase):
         r2r_alpha=0.5,
         input="pinv",
         rcond=1e-3,
+        data_consistency="auto",
         network="unet",
         channels=32,
         depth=2,
@@ -481,6 +507,7 @@ class SignalToImage(DeepEstimatorBase):
         self.r2r_alpha = r2r_alpha
         self.input = input
         self.rcond = rcond
+        self.data_consistency = data_consistency
         self.network = network
         self.channels = channels
         self.depth = depth
@@ -564,14 +591,26 @@ class SignalToImage(DeepEstimatorBase):
                 net = copy.deepcopy(self.network)
             else:
                 net = ResidualUNet(self.channels, self.depth)
-        module = SignalToImageModule(op, net, (H, W), R=R, adjoint_scale=adjoint_scale,
-                                     transforms=self.transforms, noise_std=noise, r2r_alpha=self.r2r_alpha,
-                                     flow_axis=flow_axis).to(runtime.device)
         # scales: the signals' per-value variance and the input images' pixel spread
         sample = torch.cat([c.to(runtime.device) for c in iter_chunks(rows, 4096)][:4])
+        v_s = float(sample.float().var(0).mean()) or 1.0
+        D = None
+        consistency = noise == 0 if self.data_consistency == "auto" else self.data_consistency
+        if consistency or (self.input == "pinv" and noise > 0):
+            D = self._consistency_matrix(op, noise**2 / v_s).to(runtime.device)
+        if self.input == "pinv" and noise > 0:
+            R = D  # the regularised pseudo-inverse: A^+ amplifies noise
+        D = D if consistency else None
+        module = SignalToImageModule(op, net, (H, W), R=R, adjoint_scale=adjoint_scale,
+                                     transforms=self.transforms, noise_std=noise, r2r_alpha=self.r2r_alpha,
+                                     flow_axis=flow_axis, D=D).to(runtime.device)
         with torch.no_grad():
+            ones = torch.ones(1, op.n_pixels, device=runtime.device)
+            a1 = op(ones)[0]
+            level = float((a1 * sample.float().mean(0)).sum() / (a1 * a1).sum().clamp_min(1e-12))
+            module.prior.fill_(level)
+            module.prior_signal.copy_(a1 * level)
             x0 = module.first_image(sample)
-        v_s = float(sample.var(0).mean()) or 1.0
         mu, sd = float(x0.mean()), float(x0.std()) or 1.0
         module.mu.fill_(mu)
         module.sd.fill_(sd)
@@ -595,6 +634,16 @@ class SignalToImage(DeepEstimatorBase):
         self.n_iter_ = len(self.history_)
         self.loss_terms_ = phase.term_names
         return self
+
+    def _consistency_matrix(self, op, reg):
+        """``A^T (A A^T + lam I)^{-1}`` with ``lam = reg * mean eigenvalue of A A^T`` (``A^+`` when 0)."""
+        if reg == 0:
+            return pinv_matrix(op, rcond=self.rcond)
+        with torch.no_grad():
+            A = op.matrix().double().cpu()
+            G = A @ A.T
+            G = G + reg * (torch.trace(G) / len(G)) * torch.eye(len(G), dtype=G.dtype)
+            return torch.linalg.solve(G, A).T.float()
 
     # -- inference --------------------------------------------------------
     def _reconstruct(self, S):

@@ -1,6 +1,6 @@
 """
 Cell images from 1-D signals, without ground truth
-=================================================
+==================================================
 
 A cell flowing across a static random mask is recorded by a single-pixel
 detector as a 1-D signal ``s = A x``
@@ -28,7 +28,7 @@ from deepcluster_sk.reconstruction import fista_tv, pseudo_inverse
 
 shape = (16, 16)
 op = FlowModulation(image_shape=shape, compression_ratio=0.5, fill=0.3, random_state=0)
-X_train, X_test = make_cells(1000, shape, random_state=0), make_cells(200, shape, random_state=1)
+X_train, X_test = make_cells(800, shape, random_state=0), make_cells(200, shape, random_state=1)
 S_train, S_test = op.forward(X_train), op.forward(X_test)  # the model sees only these
 print(f"operator {op.shape}: {op.n_measurements} time steps for {op.n_pixels} pixels")
 
@@ -40,7 +40,7 @@ def psnr(X_hat, X):
 # %%
 # Train on signals only, then reconstruct the test cells in one pass.
 t = time.perf_counter()
-model = SignalToImage(op, shape, channels=8, max_epochs=12, batch_size=32, lr=2e-3, random_state=0).fit(S_train)
+model = SignalToImage(op, shape, channels=8, max_epochs=10, batch_size=32, lr=3e-3, random_state=0).fit(S_train)
 print(f"trained in {time.perf_counter() - t:.0f} s; last epoch:",
       {k: round(v, 4) for k, v in model.history_[-1].items() if k in ("measurement", "equivariance")})
 t = time.perf_counter()

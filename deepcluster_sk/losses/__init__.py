@@ -4,18 +4,20 @@ Every term is a :class:`LossTerm` with a ``name`` (its key in ``history_``),
 the outputs it ``needs`` from the network's forward pass and a ``weight``.
 A training phase is a list of terms; the engine sums ``weight * term``.
 
-==========================  =================  ==========================================
-term                        name               file
-==========================  =================  ==========================================
-:class:`Reconstruction`     ``recon``          ``losses/reconstruction.py``
-:class:`NTXent`             ``contrastive``    ``losses/nt_xent.py``
-:class:`Clustering`         ``cluster``        ``losses/clustering.py``
-:class:`ViewConsistency`    ``consistency``    ``losses/view_consistency.py``
-:class:`NeighborConsistency` ``neighbor``      ``losses/neighbor_consistency.py``
-:class:`MeasurementConsistency` ``measurement`` ``losses/measurement_consistency.py``
-:class:`Recorrupted`        ``r2r``            ``losses/recorrupted.py``
-:class:`Equivariance`       ``equivariance``   ``losses/equivariance.py``
-==========================  =================  ==========================================
+============================  ===============  ====================================
+term                          name             file
+============================  ===============  ====================================
+:class:`Reconstruction`       ``recon``        ``losses/reconstruction.py``
+:class:`NTXent`               ``contrastive``  ``losses/nt_xent.py``
+:class:`Clustering`           ``cluster``      ``losses/clustering.py``
+:class:`ViewConsistency`      ``consistency``  ``losses/view_consistency.py``
+:class:`NeighborConsistency`  ``neighbor``     ``losses/neighbor_consistency.py``
+============================  ===============  ====================================
+
+Self-supervised imaging (:class:`~deepcluster_sk.SignalToImage`):
+:class:`MeasurementConsistency` (``measurement``, ``losses/measurement_consistency.py``),
+:class:`Recorrupted` (``r2r``, ``losses/recorrupted.py``) and
+:class:`Equivariance` (``equivariance``, ``losses/equivariance.py``).
 
 The plain functions behind the terms (``nt_xent_loss``, ``clustering_loss``,
 ...) take tensors and return a scalar tensor.
