@@ -13,7 +13,10 @@ scaled back-projection ``c A^T s``, pseudo-inverse, Tikhonov and FISTA-TV
 the self-supervised model does not get), SignalToImage with measurement
 consistency only (negative control), SignalToImage with consistency +
 equivariance, and the same network trained supervised on (signal, image)
-pairs (upper bound). Each (ratio, noise) runs with 3 seeds (mask, noise,
+pairs (upper bound). Both networks get the noise level: SignalToImage
+``noise_std=sigma`` (recorrupted-to-recorrupted, regularised pseudo-inverse
+input), the supervised one the same regularised pseudo-inverse as input.
+Each (ratio, noise) runs with 3 seeds (mask, noise,
 weights); PSNR / SSIM are mean +- std over the test cells and seeds.
 
 Writes one JSON line per (method, ratio, SNR, seed) to
@@ -67,11 +70,19 @@ def timed(fn, *args, **kw):
     return out, time.perf_counter() - t
 
 
-def train_supervised(op, S, X, *, channels, epochs, batch_size, lr, seed, rcond):
-    """The same network on the same pseudo-inverse input, trained on (signal, image) pairs (MSE)."""
+def regularised_pinv(op, reg):
+    """``A^T (A A^T + reg * mean_eig I)^{-1}``: SignalToImage's first image for noisy signals."""
+    A = op.matrix().double()
+    G = A @ A.T
+    G = G + reg * (torch.trace(G) / len(G)) * torch.eye(len(G), dtype=G.dtype)
+    return torch.linalg.solve(G, A).T.float()
+
+
+def train_supervised(op, S, X, *, channels, epochs, batch_size, lr, seed, reg):
+    """The same network on the same first image as SignalToImage, trained on (signal, image) pairs (MSE)."""
     torch.manual_seed(seed)
     net = ResidualUNet(channels, 2)
-    P = pinv_matrix(op, rcond=rcond)
+    P = regularised_pinv(op, reg)
     S_t, X_t = torch.from_numpy(S), torch.from_numpy(X)
     x0 = S_t @ P.T
     mu, sd = float(x0.mean()), float(x0.std())
@@ -192,7 +203,7 @@ def main():
                         record("fista_tv", Xh, infer_s=t, weight=tuned[key], n_iter=args.fista_iter)
                     common = dict(channels=args.channels, max_epochs=args.epochs, batch_size=args.batch_size,
                                   lr=args.lr, device="cpu", random_state=seed, rcond=1e-3,
-                                  noise_std=sigma if snr < 30 else None)
+                                  noise_std=sigma)  # the detector's noise level is known
                     for method, kw in (("s2i_consistency_only", dict(equivariance_weight=0.0)),
                                        ("s2i_equivariant", dict(equivariance_weight=1.0))):
                         if not want(method):
@@ -203,7 +214,7 @@ def main():
                     if want("supervised"):
                         infer, t_fit = timed(train_supervised, op, S_tr, X_tr, channels=args.channels,
                                              epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                             seed=seed, rcond=1e-3)
+                                             seed=seed, reg=sigma**2 / float(S_tr.var(0).mean()))
                         Xh, t = timed(infer, S_te)
                         record("supervised", Xh, train_s=t_fit, infer_s=t, epochs=args.epochs,
                                channels=args.channels)
