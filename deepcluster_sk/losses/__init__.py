@@ -14,14 +14,22 @@ term                          name             file
 :class:`NeighborConsistency`  ``neighbor``     ``losses/neighbor_consistency.py``
 ============================  ===============  ====================================
 
+Self-supervised imaging (:class:`~deepcluster_sk.SignalToImage`):
+:class:`MeasurementConsistency` (``measurement``, ``losses/measurement_consistency.py``),
+:class:`Recorrupted` (``r2r``, ``losses/recorrupted.py``) and
+:class:`Equivariance` (``equivariance``, ``losses/equivariance.py``).
+
 The plain functions behind the terms (``nt_xent_loss``, ``clustering_loss``,
 ...) take tensors and return a scalar tensor.
 """
 
 from ._term import LossTerm, MembershipTerm, weighted_sum
 from .clustering import Clustering, clustering_loss, scaled_distances, total_scatter
+from .equivariance import Equivariance, equivariance_loss
+from .measurement_consistency import MeasurementConsistency, measurement_consistency_loss
 from .neighbor_consistency import NeighborConsistency, neighbor_consistency_loss
 from .nt_xent import NTXent, nt_xent_loss
+from .recorrupted import Recorrupted
 from .reconstruction import Reconstruction, reconstruction_loss
 from .view_consistency import ViewConsistency, consistency_loss, target_distribution
 
@@ -42,4 +50,9 @@ __all__ = [
     "target_distribution",
     "consistency_loss",
     "neighbor_consistency_loss",
+    "MeasurementConsistency",
+    "Recorrupted",
+    "Equivariance",
+    "measurement_consistency_loss",
+    "equivariance_loss",
 ]

@@ -1,0 +1,282 @@
+"""Benchmark: SignalToImage against classical reconstruction on BloodMNIST cells.
+
+Ground truth for evaluation only: BloodMNIST cells (``../shared/data/bloodmnist.npz``,
+grey = mean of the RGB channels, 28 x 28, in [0, 1]), split into train
+(signals only) / validation / test. Signals are simulated with
+:class:`~deepcluster_sk.operators.FlowModulation` (fill 0.3) at compression
+ratios 0.25 and 0.5, with white Gaussian noise at 40 and 20 dB SNR
+(``sigma = rms(clean training signals) * 10^(-SNR/20)``).
+
+Methods, on the same test cells: the mean training cell (a floor),
+scaled back-projection ``c A^T s``, pseudo-inverse, Tikhonov and FISTA-TV
+(box [0, 1]) with their weights tuned on the validation cells (an oracle
+the self-supervised model does not get), SignalToImage with measurement
+consistency only (negative control), SignalToImage with consistency +
+equivariance, and the same network trained supervised on (signal, image)
+pairs (upper bound). Both networks get the noise level: SignalToImage
+``noise_std=sigma`` (recorrupted-to-recorrupted, regularised pseudo-inverse
+input), the supervised one the same regularised pseudo-inverse as input.
+Each (ratio, noise) runs with 3 seeds (mask, noise,
+weights); PSNR / SSIM are mean +- std over the test cells and seeds.
+
+Writes one JSON line per (method, ratio, SNR, seed) to
+``benchmarks/results/signal_to_image.jsonl`` and prints a markdown table::
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_signal_to_image.py --epochs 10
+    python benchmarks/bench_signal_to_image.py --table-from benchmarks/results/signal_to_image.jsonl
+
+One thread: on a shared, loaded 2-core machine two intra-op threads made
+training about 5x slower (threads spin-waiting on each other).
+"""
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from skimage.metrics import structural_similarity
+
+from deepcluster_sk import SignalToImage
+from deepcluster_sk.imaging import ResidualUNet
+from deepcluster_sk.operators import FlowModulation
+from deepcluster_sk.reconstruction import back_projection, fista_tv, operator_norm, pinv_matrix, tikhonov
+
+ROOT = Path(__file__).resolve().parent
+DATA = ROOT.parent.parent / "shared" / "data" / "bloodmnist.npz"
+SHAPE = (28, 28)
+
+
+def load_cells(path):
+    d = np.load(path)
+    X = d["X"].reshape(-1, 3, *SHAPE).astype(np.float32) / 255.0
+    return X.mean(1).reshape(len(X), -1)
+
+
+def psnr(X_hat, X):
+    return 10 * np.log10(1.0 / ((np.clip(X_hat, 0, 1) - X) ** 2).mean(1))
+
+
+def ssim(X_hat, X):
+    return np.array([structural_similarity(np.clip(a, 0, 1).reshape(SHAPE), b.reshape(SHAPE), data_range=1.0)
+                     for a, b in zip(X_hat, X)])
+
+
+def timed(fn, *args, **kw):
+    t = time.perf_counter()
+    out = fn(*args, **kw)
+    return out, time.perf_counter() - t
+
+
+def regularised_pinv(op, reg):
+    """``A^T (A A^T + reg * mean_eig I)^{-1}``: SignalToImage's first image for noisy signals."""
+    A = op.matrix().double()
+    G = A @ A.T
+    G = G + reg * (torch.trace(G) / len(G)) * torch.eye(len(G), dtype=G.dtype)
+    return torch.linalg.solve(G, A).T.float()
+
+
+def train_supervised(op, S, X, *, channels, epochs, batch_size, lr, seed, reg):
+    """The same network on the same first image as SignalToImage, trained on (signal, image) pairs (MSE)."""
+    torch.manual_seed(seed)
+    net = ResidualUNet(channels, 2)
+    P = regularised_pinv(op, reg)
+    S_t, X_t = torch.from_numpy(S), torch.from_numpy(X)
+    x0 = S_t @ P.T
+    mu, sd = float(x0.mean()), float(x0.std())
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    n_batches = max(1, len(S) // batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * n_batches)
+    g = torch.Generator().manual_seed(seed)
+
+    def predict(s):
+        z = ((s @ P.T - mu) / sd).reshape(-1, 1, *SHAPE)
+        return mu + sd * net(z).reshape(len(s), -1)
+
+    for _ in range(epochs):
+        for idx in torch.tensor_split(torch.randperm(len(S), generator=g), n_batches):
+            loss = ((predict(S_t[idx]) - X_t[idx]) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+    net.eval()
+
+    def infer(s):
+        with torch.inference_mode():
+            return predict(torch.from_numpy(s)).numpy()
+
+    return infer
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default=str(DATA))
+    ap.add_argument("--n-train", type=int, default=1000)
+    ap.add_argument("--n-val", type=int, default=100)
+    ap.add_argument("--n-test", type=int, default=500)
+    ap.add_argument("--ratios", type=float, nargs="+", default=[0.25, 0.5])
+    ap.add_argument("--snrs", type=float, nargs="+", default=[40.0, 20.0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--channels", type=int, default=8)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--fista-iter", type=int, default=150)
+    ap.add_argument("--out", default=str(ROOT / "results" / "signal_to_image.jsonl"))
+    ap.add_argument("--methods", nargs="+", default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+
+    X = load_cells(args.data)
+    order = np.random.RandomState(0).permutation(len(X))
+    X_tr = X[order[: args.n_train]]
+    X_va = X[order[args.n_train : args.n_train + args.n_val]]
+    X_te = X[order[-args.n_test :]]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows = []
+    tuned = {}
+    with out.open("w") as fh:
+        for seed in args.seeds:  # seeds outermost: an interrupted run still covers every setting
+            for ratio in args.ratios:
+                for snr in args.snrs:
+                    op = FlowModulation(image_shape=SHAPE, compression_ratio=ratio, fill=0.3, random_state=seed)
+                    rng = np.random.RandomState(1000 + seed)
+                    sigma = float(np.sqrt((op.forward(X_tr) ** 2).mean())) * 10 ** (-snr / 20)
+
+                    def measure(Xs):
+                        S = op.forward(Xs)
+                        return (S + rng.normal(0, sigma, S.shape)).astype(np.float32)
+
+                    S_tr, S_va, S_te = measure(X_tr), measure(X_va), measure(X_te)
+                    lip = operator_norm(op) ** 2
+
+                    def record(method, X_hat, train_s=0.0, infer_s=0.0, **extra):
+                        p, q = psnr(X_hat, X_te), ssim(X_hat, X_te)
+                        row = dict(method=method, ratio=ratio, snr_db=snr, seed=seed, n_train=args.n_train,
+                                   n_test=len(X_te), psnr=float(p.mean()), psnr_std=float(p.std()),
+                                   ssim=float(q.mean()), ssim_std=float(q.std()), train_s=round(train_s, 2),
+                                   infer_ms=round(1000 * infer_s / len(X_te), 4), **extra)
+                        fh.write(json.dumps(row) + "\n")
+                        fh.flush()
+                        rows.append(row)
+                        print(f"ratio {ratio} snr {snr:g} seed {seed} {method:>22}: PSNR {p.mean():6.2f} "
+                              f"SSIM {q.mean():.3f} train {train_s:7.1f}s infer {1000 * infer_s / len(X_te):8.3f} ms",
+                              flush=True)
+
+                    want = (lambda m: args.methods is None or m in args.methods)
+                    if want("mean_cell"):
+                        record("mean_cell", np.broadcast_to(X_tr.mean(0), X_te.shape))
+                    if want("back_projection"):
+                        def bp(S):
+                            B = back_projection(op, S)
+                            AB = op.forward(B)
+                            c = (AB * S).sum(1, keepdims=True) / (AB * AB).sum(1, keepdims=True)
+                            return c * B
+                        Xh, t = timed(bp, S_te)
+                        record("back_projection", Xh, infer_s=t)
+                    if want("pseudo_inverse"):
+                        P = pinv_matrix(op, rcond=1e-3).numpy()
+                        Xh, t = timed(lambda S: S @ P.T, S_te)
+                        record("pseudo_inverse", Xh, infer_s=t)
+                    if want("tikhonov"):
+                        key = ("tikhonov", ratio, snr)
+                        if key not in tuned:
+                            grid = [1e-4, 1e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0]
+                            tuned[key] = max(grid, key=lambda a: psnr(tikhonov(op, S_va, alpha=a), X_va).mean())
+                        Xh, t = timed(tikhonov, op, S_te, alpha=tuned[key])
+                        record("tikhonov", Xh, infer_s=t, alpha=tuned[key])
+                    if want("fista_tv"):
+                        key = ("fista_tv", ratio, snr)
+                        if key not in tuned:  # oracle: tuned on validation images, first seed
+                            grid = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]
+                            scores = {w: psnr(fista_tv(op, S_va, SHAPE, weight=w, n_iter=args.fista_iter,
+                                                       bounds=(0, 1), lipschitz=lip), X_va).mean() for w in grid}
+                            tuned[key] = max(scores, key=scores.get)
+                            print("  fista_tv validation PSNR by weight:",
+                                  {w: round(float(v), 2) for w, v in scores.items()}, flush=True)
+                        Xh, t = timed(fista_tv, op, S_te, SHAPE, weight=tuned[key], n_iter=args.fista_iter,
+                                      bounds=(0, 1), lipschitz=lip)
+                        record("fista_tv", Xh, infer_s=t, weight=tuned[key], n_iter=args.fista_iter)
+                    common = dict(channels=args.channels, max_epochs=args.epochs, batch_size=args.batch_size,
+                                  lr=args.lr, device="cpu", random_state=seed, rcond=1e-3,
+                                  noise_std=sigma)  # the detector's noise level is known
+                    for method, kw in (("s2i_consistency_only", dict(equivariance_weight=0.0)),
+                                       ("s2i_equivariant", dict(equivariance_weight=1.0))):
+                        if not want(method):
+                            continue
+                        model, t_fit = timed(SignalToImage(op, SHAPE, **common, **kw).fit, S_tr)
+                        Xh, t = timed(model.transform, S_te)
+                        record(method, Xh, train_s=t_fit, infer_s=t, epochs=args.epochs, channels=args.channels)
+                    if want("supervised"):
+                        infer, t_fit = timed(train_supervised, op, S_tr, X_tr, channels=args.channels,
+                                             epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                                             seed=seed, reg=sigma**2 / float(S_tr.var(0).mean()))
+                        Xh, t = timed(infer, S_te)
+                        record("supervised", Xh, train_s=t_fit, infer_s=t, epochs=args.epochs,
+                               channels=args.channels)
+    print_table(rows)
+
+
+def table_cells(rows):
+    """(header, body rows) of the results table: PSNR / SSIM pooled over test cells and seeds."""
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    configs = sorted(dict.fromkeys((r["ratio"], r["snr_db"]) for r in rows), key=lambda c: (c[0], -c[1]))
+    head = ["method", *(f"ratio {r:g}, {s:g} dB" for r, s in configs), "train s", "ms / image"]
+    body = []
+    for m in methods:
+        cells, train, infer = [], [], []
+        for c in configs:
+            sel = [r for r in rows if r["method"] == m and (r["ratio"], r["snr_db"]) == c]
+            if not sel:
+                cells.append("")
+                continue
+            pm, ps = _pooled([r["psnr"] for r in sel], [r["psnr_std"] for r in sel])
+            qm, _ = _pooled([r["ssim"] for r in sel], [r["ssim_std"] for r in sel])
+            cells.append(f"{pm:.1f} ± {ps:.1f} / {qm:.2f}")
+            train += [r["train_s"] for r in sel]
+            infer += [r["infer_ms"] for r in sel]
+        body.append([m, *cells, f"{np.mean(train):.0f}", f"{np.mean(infer):.3g}"])
+    return head, body
+
+
+def write_rst(rows, path):
+    """The table as an RST list-table (included by the user guide)."""
+    head, body = table_cells(rows)
+    lines = [".. list-table::", "   :header-rows: 1", ""]
+    for row in [head, *body]:
+        lines.append(f"   * - {row[0]}")
+        lines += [f"     - {c}" for c in row[1:]]
+    Path(path).write_text("\n".join(lines) + "\n")
+
+
+def print_table(rows):
+    """Markdown table; PSNR / SSIM pooled over test cells and seeds (from per-seed mean and std)."""
+    head, body = table_cells(rows)
+    print(f"\nPSNR dB / SSIM, mean ± std over test cells and {len({r['seed'] for r in rows})} seed(s)\n")
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for row in body:
+        print("| " + " | ".join(row) + " |")
+
+
+def _pooled(means, stds):
+    """Mean and std of the union of equal-sized groups with these means and stds."""
+    means, stds = np.asarray(means), np.asarray(stds)
+    mean = means.mean()
+    return mean, float(np.sqrt(np.mean(stds**2 + means**2) - mean**2))
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) >= 3 and sys.argv[1] == "--table-from":  # re-print the table of a results file
+        saved = [json.loads(line) for line in open(sys.argv[2])]
+        print_table(saved)
+        if len(sys.argv) == 4:
+            write_rst(saved, sys.argv[3])
+    else:
+        main()

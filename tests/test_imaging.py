@@ -1,0 +1,203 @@
+"""SignalToImage (deepcluster_sk.imaging) and its loss terms."""
+
+import pickle
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from deepcluster_sk import SignalToImage
+from deepcluster_sk.imaging import ResidualUNet, make_cells, random_transform
+from deepcluster_sk.losses import Equivariance, MeasurementConsistency, Recorrupted
+from deepcluster_sk.operators import FlowModulation, LinearOperator
+from deepcluster_sk.reconstruction import pseudo_inverse
+
+SHAPE = (12, 12)
+
+
+def psnr(x_hat, x):
+    return float(np.mean(10 * np.log10(1.0 / ((x_hat - x) ** 2).mean(1))))
+
+
+@pytest.fixture(scope="module")
+def cells():
+    """Synthetic cells (train / test) and their signals at ratio 0.5."""
+    op = FlowModulation(image_shape=SHAPE, compression_ratio=0.5, random_state=0)
+    X, X_test = make_cells(600, SHAPE, random_state=0), make_cells(100, SHAPE, random_state=1)
+    return op, X, op.forward(X), X_test, op.forward(X_test)
+
+
+def _tiny(op, **kw):
+    params = dict(channels=8, max_epochs=2, batch_size=32, device="cpu", random_state=0)
+    params.update(kw)
+    return SignalToImage(op, SHAPE, **params)
+
+
+def test_fit_beats_the_pseudo_inverse_on_synthetic_cells(cells):
+    op, _, S, X_test, S_test = cells
+    model = _tiny(op, max_epochs=6).fit(S)
+    base = psnr(pseudo_inverse(op, S_test, rcond=1e-3), X_test)
+    gain = psnr(model.transform(S_test), X_test) - base
+    assert gain > 3.0, gain
+    assert model.history_[-1]["equivariance"] < model.history_[0]["equivariance"]
+    assert set(model.loss_terms_) == {"measurement", "equivariance"}
+
+
+def test_consistency_alone_cannot_fill_the_null_space(cells):
+    """Consistency alone: the untrained first image, b + A^+ (s - A b), is already optimal."""
+    op, _, S, X_test, S_test = cells
+    model = _tiny(op, equivariance_weight=0.0).fit(S)
+    untrained = _tiny(op, equivariance_weight=0.0, max_epochs=1, lr=1e-12).fit(S)
+    X_mc = model.transform(S_test)
+    assert abs(psnr(X_mc, X_test) - psnr(untrained.transform(S_test), X_test)) < 0.1
+    np.testing.assert_allclose(op.forward(X_mc), S_test, rtol=1e-3, atol=1e-2)  # data consistency
+    assert model.loss_terms_ == ("measurement",)
+    equivariant = _tiny(op, max_epochs=4).fit(S)
+    assert psnr(equivariant.transform(S_test), X_test) > psnr(X_mc, X_test) + 1.0
+
+
+def test_noisy_signals_train_with_recorruption(cells):
+    op, _, S, _, _ = cells
+    sigma = 0.05 * float(np.sqrt((S**2).mean()))
+    noisy = S + np.random.default_rng(0).normal(0, sigma, S.shape).astype(np.float32)
+    model = _tiny(op, noise_std=sigma, max_epochs=1).fit(noisy[:128])
+    assert set(model.loss_terms_) == {"r2r", "equivariance"}
+    assert np.isfinite(model.history_[0]["r2r"])
+
+
+def test_transform_inverse_transform_score(cells):
+    op, X, S, _, S_test = cells
+    model = _tiny(op, max_epochs=1).fit(S[:128])
+    images = model.transform(S_test[:5])
+    assert images.shape == (5, 144) and images.dtype == np.float32
+    np.testing.assert_allclose(model.inverse_transform(X[:5]), S[:5], rtol=1e-4, atol=1e-3)
+    score = model.score(S_test)
+    assert score <= 0 and np.isfinite(score)
+    assert model.get_feature_names_out().shape == (144,)
+
+
+def test_reproducible_and_thread_safe(cells):
+    op, _, S, _, S_test = cells
+    ref = _tiny(op, max_epochs=1).fit(S[:96]).transform(S_test[:4])
+    out = {}
+
+    def run(i):
+        out[i] = _tiny(op, max_epochs=1).fit(S[:96]).transform(S_test[:4])
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(2):
+        np.testing.assert_array_equal(out[i], ref)
+
+
+def test_pickle_roundtrip_and_operator_untouched(cells):
+    op, _, S, _, S_test = cells
+    mask = op.mask.clone()
+    model = _tiny(op, max_epochs=1).fit(S[:64])
+    assert model.forward_operator is op and torch.equal(op.mask, mask)
+    clone = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(clone.transform(S_test[:3]), model.transform(S_test[:3]))
+    assert clone.operator_ is clone.module_.operator
+
+
+def test_plain_matrix_operator_and_adjoint_input():
+    A = np.random.default_rng(0).normal(size=(20, 36)).astype(np.float32)
+    X = make_cells(64, (6, 6), random_state=0)
+    model = SignalToImage(A, (6, 6), input="adjoint", channels=4, max_epochs=1, device="cpu", random_state=0)
+    model.fit(X @ A.T)
+    assert isinstance(model.operator_, LinearOperator)
+    assert model.transform(X[:2] @ A.T).shape == (2, 36)
+
+
+def test_verbose_progress_bar(cells, capsys):
+    op, _, S, _, _ = cells
+    _tiny(op, max_epochs=1, verbose=1).fit(S[:64])
+    assert "signal_to_image" in capsys.readouterr().err
+
+
+# -- bad input -------------------------------------------------------------------
+def test_wrong_signal_length(cells):
+    op, _, S, _, _ = cells
+    with pytest.raises(ValueError, match="must have 72 values each"):
+        _tiny(op).fit(S[:, :-1])
+    model = _tiny(op, max_epochs=1).fit(S[:64])
+    with pytest.raises(ValueError, match="must have 72 values each"):
+        model.transform(np.ones((2, 80)))
+    with pytest.raises(ValueError, match="rows of 144 pixels"):
+        model.inverse_transform(np.ones((2, 10)))
+
+
+def test_nan_signals(cells):
+    op, _, S, _, _ = cells
+    bad = S[:64].copy()
+    bad[3, 5] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        _tiny(op).fit(bad)
+
+
+@pytest.mark.parametrize(
+    "operator_shape, image_shape, match",
+    [
+        ((72, 144), (10, 10), "has 100"),
+        ("flow", (16, 9), "FlowModulation operator is for images of shape"),
+        ((72, 144), (12,), "two positive ints"),
+    ],
+)
+def test_operator_shape_must_agree_with_image_shape(operator_shape, image_shape, match):
+    if operator_shape == "flow":
+        op = FlowModulation(image_shape=(12, 12), mask_length=5, random_state=0)
+    else:
+        op = np.ones(operator_shape, np.float32)
+    S = np.ones((8, op.shape[0] if hasattr(op, "n_measurements") else operator_shape[0]), np.float32)
+    with pytest.raises(ValueError, match=match):
+        SignalToImage(op, image_shape, max_epochs=1).fit(S)
+
+
+def test_bad_transforms_and_operator_type(cells):
+    op, _, S, _, _ = cells
+    with pytest.raises(ValueError, match="transforms must be among"):
+        _tiny(op, transforms=("shear",)).fit(S[:32])
+    with pytest.raises(ValueError, match="forward_operator"):
+        SignalToImage(lambda x: x, SHAPE).fit(S[:32])
+
+
+def test_failed_fit_leaves_estimator_unchanged(cells):
+    op, _, S, _, _ = cells
+    model = _tiny(op, max_epochs=1).fit(S[:64])
+    before = model.module_
+    with pytest.raises(ValueError):
+        model.fit(S[:64, :-2])
+    assert model.module_ is before
+
+
+# -- pieces ----------------------------------------------------------------------------
+def test_unet_starts_as_identity_and_keeps_shapes():
+    for shape in [(12, 12), (13, 9), (28, 28)]:
+        x = torch.rand(2, 1, *shape)
+        assert torch.equal(ResidualUNet(4, 2)(x), x)
+
+
+def test_random_transform_draws_from_the_generator():
+    x = torch.rand(16, 8, 8)
+    for names in (["rot90"], ["flip"], ["shift"], ["rotate"], ["rot90", "flip", "shift"]):
+        a = random_transform(x, names, torch.Generator().manual_seed(0))
+        b = random_transform(x, names, torch.Generator().manual_seed(0))
+        assert torch.equal(a, b) and a.shape == x.shape
+    shifted = random_transform(x, ["shift"], torch.Generator().manual_seed(1))
+    # a circular shift across the flow (rows) keeps each column's values
+    assert torch.allclose(shifted.sort(1).values, x.sort(1).values)
+    rect = torch.rand(4, 6, 10)
+    assert random_transform(rect, ["rot90"], torch.Generator().manual_seed(0)).shape == rect.shape
+
+
+def test_loss_terms():
+    ones, zeros = torch.ones(2, 3), torch.zeros(2, 3)
+    assert float(MeasurementConsistency(scale=4.0)({"remeasured": ones, "signal": zeros})) == 0.25
+    assert float(Recorrupted()({"recorrupted_remeasured": ones, "recorrupted_target": zeros})) == 1.0
+    assert float(Equivariance()({"transformed": ones, "re_reconstructed": ones})) == 0.0
+    with pytest.raises(ValueError, match="scale"):
+        Equivariance(scale=0)
