@@ -201,10 +201,9 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         return self
 
     def _needs_neighbors(self, warm, p):
-        """Whether the initialisation or the joint phase uses the neighbour graph."""
-        graph_init_used = not warm and (callable(self.init) or (self.init == "graph" and p["init_smoothing"] > 0))
-        joint_uses = p["max_epochs"] > 0 and self.neighbor_weight > 0
-        return p["n_neighbors"] > 0 and (graph_init_used or joint_uses or not warm)
+        """Whether the graph is built: a new fit always uses it (initialisation, the
+        partition guard), a warm start only for the neighbour term."""
+        return p["n_neighbors"] > 0 and (not warm or (p["max_epochs"] > 0 and self.neighbor_weight > 0))
 
     def _pretrained_embedding(self, Z, warm):
         if not torch.isfinite(Z).all():
