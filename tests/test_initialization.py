@@ -211,3 +211,17 @@ def test_refined_initialisation_undoes_a_cut_class_and_a_merged_pair(kind):
     assert adjusted_rand_score(y2, refined.init_labels_) == 1.0
     assert adjusted_rand_score(y2, refined.labels_) == 1.0  # the centres are the refined clusters' means
 
+
+
+def test_kmeans_on_a_sample_above_the_threshold_labels_every_row(monkeypatch):
+    import deepcluster_sk.initialization as init_module
+
+    rng = np.random.default_rng(0)
+    Z = np.concatenate([rng.normal(c, 0.3, size=(200, 2)) for c in (0.0, 5.0, 10.0)]).astype(np.float32)
+    monkeypatch.setattr(init_module, "KMEANS_MAX_ROWS", 90)
+    sampled = kmeans_init(Z, 3, random_state=0, n_init=2)
+    assert sampled.labels.shape == (600,)
+    expected = KMeans(3, n_init=2, random_state=0).fit(Z).labels_
+    assert adjusted_rand_score(expected, sampled.labels) == 1.0
+    again = kmeans_init(Z, 3, random_state=0, n_init=2)
+    np.testing.assert_array_equal(again.labels, sampled.labels)  # the sample is seeded
