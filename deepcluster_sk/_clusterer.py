@@ -271,9 +271,7 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         if callable(self.init):
             strategy = self.init
         elif self.init == "graph":
-            # 'auto' smoothing also tries less of it and keeps the partition of lowest cost
-            strategy = partial(graph_init, n_init=self.n_init, n_steps=p["init_smoothing"], refine=self.init_refine,
-                               select=self.init_smoothing == "auto")
+            strategy = partial(graph_init, n_init=self.n_init, n_steps=p["init_smoothing"], refine=self.init_refine)
         else:
             strategy = partial(kmeans_init, n_init=self.n_init)
         init = run_init(strategy, Z, self.n_clusters, neighbors=neighbors, random_state=runtime.seed)

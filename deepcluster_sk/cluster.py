@@ -66,8 +66,9 @@ _SHARED_PARAMETERS = """\
         ``'auto'``: about 1,500 gradient steps, clipped to 5-100 epochs.
 
     batch_size : int or 'auto', default='auto'
-        Rows per gradient step. ``'auto'``: ``n_samples / 8`` clipped to
-        32-256, so that small data sets still get eight steps an epoch.
+        Rows per gradient step. ``'auto'``: 256 (DEC's) from 1,024 rows;
+        below, ``n_samples / 8`` clipped to 32-256, so that small data sets
+        still get eight steps an epoch.
 
     lr : float, default=1e-3
         Adam learning rate (cosine-annealed during pretraining).
@@ -148,7 +149,7 @@ _SHARED_PARAMETERS = """\
         None); each centre is then its cluster's mean embedding.
 
     init_smoothing : int or 'auto', default='auto'
-        ``'auto'``: ``n_samples / 30`` clipped to 1-64, so that a small graph
+        ``'auto'``: ``n_samples / 20`` clipped to 1-64, so that a small graph
         is not averaged into one point. Steps of neighbour averaging before the k-means++ initialisation
         (needs ``n_neighbors``): each step replaces every row of the
         embedding by the mean of itself and the average of its
@@ -223,10 +224,7 @@ _ATTRIBUTES = """\
         Names of the loss terms trained, each a column of ``history_``.
 
     init_smoothing_ : int
-        Smoothing steps of the initial partition kept by ``init='graph'``
-        (with ``init_smoothing="auto"`` it tries a quarter, half and all of
-        the resolved value and plain k-means, and keeps the partition of
-        lowest :func:`~deepcluster_sk.graph.partition_cost`).
+        Smoothing steps of the initial partition (0: plain k-means).
 
     resolved_params_ : dict
         The values the fit used for the parameters that accept ``'auto'``

@@ -57,7 +57,7 @@ def kmeans_init(Z, n_clusters, *, neighbors=None, random_state=0, n_init=10):
     return Initialization(torch.from_numpy(kmeans.cluster_centers_), labels)
 
 
-def graph_init(Z, n_clusters, *, neighbors, random_state=0, n_init=10, n_steps=64, refine=True, select=True):
+def graph_init(Z, n_clusters, *, neighbors, random_state=0, n_init=10, n_steps=64, refine=True, select=False):
     """k-means on the embedding smoothed over the neighbour graph, then refined.
 
     Every row is averaged ``n_steps`` times with its neighbours
@@ -67,12 +67,12 @@ def graph_init(Z, n_clusters, *, neighbors, random_state=0, n_init=10, n_steps=6
     Each centre is the mean of its cluster's *unsmoothed* rows: training and
     prediction work in the encoder's own embedding.
 
-    With ``select`` (the default), the same is done for a quarter and half
-    of ``n_steps`` and for plain k-means too, and the partition of lowest
+    With ``select``, the same is done for a quarter and half of ``n_steps``
+    and for plain k-means too, and the partition of lowest
     :func:`~deepcluster_sk.graph.partition_cost` on the graph is kept: a
-    label-free choice that makes the result far less sensitive to how much
-    smoothing a data set needs (on digits, 59 or 64 steps gave initial
-    labels of ACC 0.885 or 0.937 alone). Without ``neighbors`` or with
+    label-free choice of the smoothing. Off by default and in the
+    estimators: on digits it did not recover the partition that 64 steps
+    find with the release-0.1 settings (initial ACC 0.885 against 0.937). Without ``neighbors`` or with
     ``n_steps=0`` this is :func:`kmeans_init`.
     """
     if neighbors is None or n_steps == 0:

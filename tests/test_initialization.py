@@ -64,7 +64,7 @@ def test_graph_init_keeps_the_candidate_of_lowest_partition_cost():
     rng = np.random.default_rng(0)
     Z = np.concatenate([rng.normal(c, 1.0, size=(60, 3)) for c in (0.0, 2.5, 5.0)]).astype(np.float32)
     neighbors = nearest_neighbors(torch.from_numpy(Z), 6).numpy()
-    chosen = graph_init(Z, 3, neighbors=neighbors, random_state=0, n_init=2, n_steps=16)
+    chosen = graph_init(Z, 3, neighbors=neighbors, random_state=0, n_init=2, n_steps=16, select=True)
     costs = {steps: partition_cost(graph_init(Z, 3, neighbors=neighbors, random_state=0, n_init=2, n_steps=steps,
                                               select=False).labels, neighbors, 3) for steps in (4, 8, 16)}
     costs[0] = partition_cost(kmeans_init(Z, 3, random_state=0, n_init=2).labels, neighbors, 3)
