@@ -23,7 +23,7 @@ The plain functions behind the terms (``nt_xent_loss``, ``clustering_loss``,
 ...) take tensors and return a scalar tensor.
 """
 
-from ._term import LossTerm, MembershipTerm, weighted_sum
+from ._term import LossTerm, MembershipTerm, ScaledTerm, weighted_sum
 from .clustering import Clustering, clustering_loss, scaled_distances, total_scatter
 from .equivariance import Equivariance, equivariance_loss
 from .measurement_consistency import MeasurementConsistency, measurement_consistency_loss
@@ -36,6 +36,7 @@ from .view_consistency import ViewConsistency, consistency_loss, target_distribu
 __all__ = [
     "LossTerm",
     "MembershipTerm",
+    "ScaledTerm",
     "weighted_sum",
     "Reconstruction",
     "NTXent",

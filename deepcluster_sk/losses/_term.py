@@ -5,7 +5,7 @@ from numbers import Real
 import torch
 from torch import nn
 
-__all__ = ["LossTerm", "MembershipTerm", "weighted_sum"]
+__all__ = ["LossTerm", "ScaledTerm", "MembershipTerm", "weighted_sum"]
 
 
 class LossTerm(nn.Module):
@@ -58,6 +58,24 @@ class LossTerm(nn.Module):
 
     def extra_repr(self):
         return f"weight={self.weight:g}"
+
+
+class ScaledTerm(LossTerm):
+    """A term divided by a fixed positive ``scale`` (e.g. the data's variance),
+    so that it is dimensionless and its weight means the same on any data.
+
+    Parameters
+    ----------
+    weight : float, default=1.0
+    scale : float, default=1.0
+        Positive.
+    """
+
+    def __init__(self, weight=1.0, *, scale=1.0):
+        super().__init__(weight)
+        if isinstance(scale, bool) or not isinstance(scale, Real) or not scale > 0:
+            raise ValueError(f"{type(self).__name__}: scale must be positive, got {scale!r}.")
+        self.scale = float(scale)
 
 
 class MembershipTerm(LossTerm):

@@ -2,7 +2,7 @@
 
 import torch
 
-from ._term import LossTerm
+from ._term import ScaledTerm
 
 __all__ = ["equivariance_loss", "Equivariance"]
 
@@ -19,7 +19,7 @@ def equivariance_loss(transformed, re_reconstructed):
     return torch.mean((re_reconstructed.float() - transformed.float()) ** 2)
 
 
-class Equivariance(LossTerm):
+class Equivariance(ScaledTerm):
     """Equivariant imaging (Chen, Tachella and Davies, 2021), in units of the image variance.
 
     ``L = mean_b ||T_g x_b - f(A T_g x_b)||^2 / (n_pixels v)``,  ``x_b = f(s_b)``
@@ -53,12 +53,6 @@ class Equivariance(LossTerm):
 
     name = "equivariance"
     needs = frozenset({"equivariant"})
-
-    def __init__(self, weight=1.0, *, scale=1.0):
-        super().__init__(weight)
-        if not scale > 0:
-            raise ValueError(f"Equivariance: scale must be positive, got {scale!r}.")
-        self.scale = float(scale)
 
     def forward(self, out):
         return equivariance_loss(out["transformed"], out["re_reconstructed"]) / self.scale

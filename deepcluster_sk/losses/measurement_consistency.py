@@ -2,7 +2,7 @@
 
 import torch
 
-from ._term import LossTerm
+from ._term import ScaledTerm
 
 __all__ = ["measurement_consistency_loss", "MeasurementConsistency"]
 
@@ -19,7 +19,7 @@ def measurement_consistency_loss(remeasured, signal):
     return torch.mean((remeasured.float() - signal.float()) ** 2)
 
 
-class MeasurementConsistency(LossTerm):
+class MeasurementConsistency(ScaledTerm):
     """Squared measurement residual of the reconstruction, in units of the signal variance.
 
     ``L = mean_{b,t} ((A f(s_b))_t - s_bt)^2 / v``
@@ -48,12 +48,6 @@ class MeasurementConsistency(LossTerm):
 
     name = "measurement"
     needs = frozenset({"remeasured"})
-
-    def __init__(self, weight=1.0, *, scale=1.0):
-        super().__init__(weight)
-        if not scale > 0:
-            raise ValueError(f"MeasurementConsistency: scale must be positive, got {scale!r}.")
-        self.scale = float(scale)
 
     def forward(self, out):
         return measurement_consistency_loss(out["remeasured"], out["signal"]) / self.scale

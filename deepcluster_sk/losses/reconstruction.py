@@ -2,7 +2,7 @@
 
 import torch.nn.functional as F
 
-from ._term import LossTerm
+from ._term import ScaledTerm
 
 __all__ = ["reconstruction_loss", "Reconstruction"]
 
@@ -20,7 +20,7 @@ def reconstruction_loss(X_rec, X):
 
 
 
-class Reconstruction(LossTerm):
+class Reconstruction(ScaledTerm):
     """Mean squared reconstruction error, in units of the data's variance.
 
     ``L = mean_{i,f} (xhat_if - x_if)^2 / s``
@@ -52,12 +52,6 @@ class Reconstruction(LossTerm):
 
     name = "recon"
     needs = frozenset({"reconstruction"})
-
-    def __init__(self, weight=1.0, *, scale=1.0):
-        super().__init__(weight)
-        if not scale > 0:
-            raise ValueError(f"Reconstruction: scale must be positive, got {scale!r}.")
-        self.scale = float(scale)
 
     def forward(self, out):
         return reconstruction_loss(out["reconstruction"], out["reconstruction_target"]) / self.scale

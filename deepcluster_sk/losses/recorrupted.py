@@ -1,12 +1,12 @@
 """Recorrupted-to-recorrupted: measurement consistency that does not fit the noise."""
 
-from ._term import LossTerm
+from ._term import ScaledTerm
 from .measurement_consistency import measurement_consistency_loss
 
 __all__ = ["Recorrupted"]
 
 
-class Recorrupted(LossTerm):
+class Recorrupted(ScaledTerm):
     """Measurement consistency between two independent recorruptions of a noisy signal.
 
     For a signal ``s = A x + e``, ``e ~ N(0, sigma^2 I)``, draw
@@ -41,12 +41,6 @@ class Recorrupted(LossTerm):
 
     name = "r2r"
     needs = frozenset({"recorrupted"})
-
-    def __init__(self, weight=1.0, *, scale=1.0):
-        super().__init__(weight)
-        if not scale > 0:
-            raise ValueError(f"Recorrupted: scale must be positive, got {scale!r}.")
-        self.scale = float(scale)
 
     def forward(self, out):
         return measurement_consistency_loss(out["recorrupted_remeasured"], out["recorrupted_target"]) / self.scale
