@@ -16,6 +16,7 @@ to its input.
 
 import copy
 import math
+from itertools import islice
 from numbers import Integral, Real
 
 import numpy as np
@@ -592,12 +593,13 @@ class SignalToImage(DeepEstimatorBase):
             else:
                 net = ResidualUNet(self.channels, self.depth)
         # scales: the signals' per-value variance and the input images' pixel spread
-        sample = torch.cat([c.to(runtime.device) for c in iter_chunks(rows, 4096)][:4])
+        sample = torch.cat([c.to(runtime.device) for c in islice(iter_chunks(rows, 4096), 4)])
         v_s = float(sample.float().var(0).mean()) or 1.0
         D = None
         consistency = noise == 0 if self.data_consistency == "auto" else self.data_consistency
         if consistency or (self.input == "pinv" and noise > 0):
-            D = self._consistency_matrix(op, noise**2 / v_s).to(runtime.device)
+            # noise-free with a pseudo-inverse input: D is R, already computed
+            D = R if (R is not None and noise == 0) else self._consistency_matrix(op, noise**2 / v_s).to(runtime.device)
         if self.input == "pinv" and noise > 0:
             R = D  # the regularised pseudo-inverse: A^+ amplifies noise
         D = D if consistency else None
@@ -714,7 +716,7 @@ class SignalToImage(DeepEstimatorBase):
         """
         check_is_fitted(self)
         S = self._validate_X(X, reset=False)
-        s = torch.as_tensor(S) if not isinstance(S, torch.Tensor) else S
+        s = torch.cat(list(iter_chunks(S, self.inference_batch_size)))  # arrays and memory maps alike
         x = self._reconstruct(S)
         with torch.inference_mode():
             s = s.to(self.device_).float()

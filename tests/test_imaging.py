@@ -77,6 +77,16 @@ def test_transform_inverse_transform_score(cells):
     assert model.get_feature_names_out().shape == (144,)
 
 
+def test_memory_mapped_signals_give_the_same_outputs(cells, tmp_path):
+    op, _, S, _, S_test = cells
+    model = _tiny(op, max_epochs=1).fit(S[:128])
+    path = tmp_path / "signals.npy"
+    np.save(path, np.asarray(S_test, dtype=np.float32))
+    mapped = np.load(path, mmap_mode="r")
+    np.testing.assert_array_equal(model.transform(mapped), model.transform(np.asarray(S_test)))
+    assert model.score(mapped) == pytest.approx(model.score(np.asarray(S_test)), rel=1e-6)
+
+
 def test_reproducible_and_thread_safe(cells):
     op, _, S, _, S_test = cells
     ref = _tiny(op, max_epochs=1).fit(S[:96]).transform(S_test[:4])
