@@ -175,11 +175,12 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         warm = self._warm_starting()
         p = resolve_auto(self.get_params(), len(X), self.n_clusters)  # the network's shape cannot change
         self.resolved_params_ = p
-        self.input_scale_ = self.input_scale_ if warm else input_scale(X)
+        sample = sample_rows(X, 10000)  # read once: the input's scale and the reconstruction's unit
+        self.input_scale_ = self.input_scale_ if warm else input_scale(sample)
         rows = scaled(to_device(X, runtime.device), 1.0 / self.input_scale_)
         augment = self._build_augment(X)
         # the unit of the reconstruction term: the scaled data's mean feature variance
-        recon_scale = max(float(sample_rows(rows, 10000).var(dim=0).mean()), 1e-8)
+        recon_scale = max(float((sample * (1.0 / self.input_scale_)).var(dim=0).mean()), 1e-8)
         if warm:
             module, history = self._warm_module(runtime), list(self.history_)
         else:
