@@ -150,6 +150,30 @@ def table(rows):
         print(f"| {s} | {n} | " + " | ".join(cells) + f" | {verdict} |")
     print("\nACC, mean over seeds (mean fit seconds); last column: DeepFuzzyCMeans / DeepMEC at least the best "
           "peer (tabular sets: minus 0.01).")
+    deep_details(rows, sets)
+
+
+def deep_details(rows, sets):
+    """Per set and deep estimator: ACC / NMI / ARI (mean and range over seeds), seconds, empty clusters,
+    the partition guard's warnings and the resolved ``'auto'`` values."""
+    print("\n| set | estimator | seeds | ACC (min-max) | NMI | ARI | fit s | empty clusters | reset to init "
+          "| hidden / latent / batch / pretrain / joint epochs run / k-NN / smoothing |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for s in sets:
+        for d in DEEP:
+            sel = [r for r in rows if r["set"] == s and r["method"] == d]
+            if not sel:
+                continue
+            acc = [r["acc"] for r in sel]
+            r0 = sel[0]
+            resets = sum(any("worse partition" in w for w in r.get("warnings", [])) for r in sel)
+            auto = (f"{tuple(r0['hidden_layer_sizes'])} / {r0['latent_dim']} / {r0['batch_size']} / "
+                    f"{'-'.join(str(r['pretrain_epochs_run']) for r in sel)} / "
+                    f"{'-'.join(str(r['joint_epochs_run']) for r in sel)} / {r0['n_neighbors']} / {r0['init_smoothing']}")
+            print(f"| {s} | {d} | {len(sel)} | {np.mean(acc):.3f} ({min(acc):.3f}-{max(acc):.3f}) "
+                  f"| {np.mean([r['nmi'] for r in sel]):.3f} | {np.mean([r['ari'] for r in sel]):.3f} "
+                  f"| {np.mean([r['seconds'] for r in sel]):.1f} | {sum(r['empty_clusters'] for r in sel)} "
+                  f"| {resets} | {auto} |")
 
 
 def main(argv=None):
