@@ -21,6 +21,11 @@ from skorch.callbacks import Callback
 
 from .memberships import squared_distances
 
+
+def unwrap(module):
+    """The model itself, also while PyTorch DDP wraps it for data-parallel training."""
+    return module.module if isinstance(module, torch.nn.parallel.DistributedDataParallel) else module
+
 __all__ = ["StopTraining", "StateSnapshot", "Plateau", "ClusterAssignment", "CenterReseeder", "Convergence", "EpochProgress"]
 
 
@@ -59,7 +64,7 @@ class StateSnapshot(Callback):
         return self
 
     def _take(self, net):
-        state = net.module_.state_dict()
+        state = unwrap(net.module_).state_dict()
         if self.state_ is None or self.state_.keys() != state.keys() or any(
                 self.state_[k].shape != v.shape for k, v in state.items()):
             self.state_ = {k: v.detach().clone() for k, v in state.items()}
@@ -68,7 +73,7 @@ class StateSnapshot(Callback):
                 self.state_[k].copy_(v)
 
     def restore(self, net):
-        net.module_.load_state_dict(self.state_)
+        unwrap(net.module_).load_state_dict(self.state_)
 
     def _stop(self, net, fault):
         self.fault_ = {"epoch": self.epochs_done_ + 1, "what": fault}
@@ -80,14 +85,14 @@ class StateSnapshot(Callback):
         self._take(net)
         self.epochs_done_ = 0
         self.fault_ = None
-        self.norm0_ = _weight_norm(net.module_)
+        self.norm0_ = _weight_norm(unwrap(net.module_))
 
     def on_batch_end(self, net, batch=None, training=False, loss=None, **kwargs):
         if training and loss is not None and not math.isfinite(loss.item()):
             self._stop(net, f"training loss became {loss.item()}")
 
     def on_epoch_end(self, net, **kwargs):
-        norm = _weight_norm(net.module_)
+        norm = _weight_norm(unwrap(net.module_))
         if not math.isfinite(norm) or (self.norm0_ > 0 and norm > self.max_growth * self.norm0_):
             self._stop(net, f"weights' norm grew from {self.norm0_:.3g} to {norm:.3g}")
         self._take(net)
@@ -159,14 +164,14 @@ class ClusterAssignment(Callback):
         self.labels_ = self.initial_labels
 
     def on_epoch_end(self, net, **kwargs):
-        self.Z_ = self.encode(net.module_.encoder, self.rows)
+        self.Z_ = self.encode(unwrap(net.module_).encoder, self.rows)
         self.previous_labels_ = self.labels_
         self.relabel(net)
 
     def relabel(self, net):
         """Recompute distances and labels of ``Z_`` (after centres moved)."""
         with torch.no_grad():
-            self.D_ = squared_distances(self.Z_, net.module_.centers.detach())
+            self.D_ = squared_distances(self.Z_, unwrap(net.module_).centers.detach())
         self.labels_ = self.D_.argmin(dim=1)
         net.train_labels_ = self.labels_
 
@@ -204,11 +209,11 @@ class CenterReseeder(Callback):
         return self
 
     def on_train_begin(self, net, **kwargs):
-        self.reference_sizes_ = self.assignment.counts(net.module_.centers.shape[0])
+        self.reference_sizes_ = self.assignment.counts(unwrap(net.module_).centers.shape[0])
 
     def on_epoch_end(self, net, **kwargs):
         a = self.assignment
-        counts = a.counts(net.module_.centers.shape[0])
+        counts = a.counts(unwrap(net.module_).centers.shape[0])
         n = self._reseed_empty(net, a, counts)
         if not n and self.split_below > 0:
             n = self._split_for_starved(net, a, counts)
@@ -222,7 +227,7 @@ class CenterReseeder(Callback):
         empty = torch.nonzero(counts == 0).flatten()
         if len(empty) == 0:
             return 0
-        centers = net.module_.centers
+        centers = unwrap(net.module_).centers
         own = a.D_.gather(1, a.labels_[:, None]).flatten()
         far = torch.argsort(own, descending=True)[: len(empty)]
         with torch.no_grad():
@@ -240,7 +245,7 @@ class CenterReseeder(Callback):
         starved = torch.nonzero(counts < self.split_below * self.reference_sizes_).flatten().tolist()
         if not starved:
             return 0
-        centers = net.module_.centers
+        centers = unwrap(net.module_).centers
         own = a.D_.gather(1, a.labels_[:, None]).flatten()
         scatter = torch.zeros(centers.shape[0], dtype=own.dtype, device=own.device).index_add_(0, a.labels_, own)
         scatter[starved] = -1.0  # never split a starved cluster
@@ -290,7 +295,7 @@ class Convergence(Callback):
         a = self.assignment
         delta = float((a.labels_ != a.previous_labels_).float().mean())
         net.history.record("delta_label", delta)
-        net.history.record("cluster_sizes", a.counts(net.module_.centers.shape[0]).tolist())
+        net.history.record("cluster_sizes", a.counts(unwrap(net.module_).centers.shape[0]).tolist())
         if delta < self.tol and not self.reseeder.last_:
             raise StopTraining
 

@@ -13,6 +13,7 @@ and lets :func:`~._engine.run_phase` run it. The concrete classes in
 """
 
 import copy
+import dataclasses
 import inspect
 import warnings
 from functools import partial
@@ -21,7 +22,7 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.base import ClusterMixin
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import DeepEstimatorBase
@@ -69,6 +70,7 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         "init_refine": ["boolean"],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "warm_start": ["boolean"],
+        "accelerator": [None, StrOptions({"auto"}), HasMethods(["prepare", "backward", "reduce"])],
     }
 
     def __init__(
@@ -100,6 +102,7 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         n_init=10,
         precision="auto",
         device="auto",
+        accelerator=None,
         callbacks=None,
         warm_start=False,
         random_state=None,
@@ -131,6 +134,7 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         self.n_init = n_init
         self.precision = precision
         self.device = device
+        self.accelerator = accelerator
         self.callbacks = callbacks
         self.warm_start = warm_start
         self.random_state = random_state
@@ -152,6 +156,16 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
 
     def _membership_rule(self):
         raise NotImplementedError
+
+    def _runtime(self):
+        runtime = super()._runtime()
+        if self.accelerator is None:
+            return runtime
+        accelerator = build_accelerator(runtime.device) if self.accelerator == "auto" else self.accelerator
+        return dataclasses.replace(
+            runtime, device=accelerator.device, accelerator=accelerator,
+            verbose=runtime.verbose if accelerator.is_main_process else 0,
+        )
 
     def _warm_starting(self):
         return self.warm_start and hasattr(self, "module_")
@@ -435,6 +449,30 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
         return float(-self._membership_rule().objective(self._distances(self._embed(X))).mean())
+
+
+def build_accelerator(device):
+    """An ``accelerate.Accelerator`` for ``accelerator='auto'``.
+
+    On the CPU when ``device`` is the CPU; DDP with
+    ``find_unused_parameters`` (pretraining leaves the centres out, joint
+    training the projection head); device placement stays the
+    estimator's. Accelerate reads the process group (rank, world size,
+    address) from the launcher's environment; without one it is a single
+    process.
+    """
+    try:
+        from accelerate import Accelerator
+        from accelerate.utils import DistributedDataParallelKwargs
+    except ImportError as exc:
+        raise ImportError(
+            "accelerator='auto' needs Hugging Face Accelerate: pip install \"deepcluster_sk[distributed]\" "
+            "(or: pip install accelerate)."
+        ) from exc
+    return Accelerator(
+        cpu=torch.device(device).type == "cpu", device_placement=False,
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+    )
 
 
 def _same(a, b):

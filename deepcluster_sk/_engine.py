@@ -24,13 +24,14 @@ import torch
 from skorch import NeuralNet
 from skorch.callbacks import LRScheduler, PassthroughScoring, ProgressBar
 from skorch.dataset import unpack_data
+from skorch.hf import AccelerateMixin  # imports Accelerate only when a net uses it
 
-from ._callbacks import EpochProgress, StateSnapshot, StopTraining
+from ._callbacks import EpochProgress, StateSnapshot, StopTraining, unwrap
 from ._data import iter_chunks, take
 from .augment import draw_views
 from .losses import weighted_sum
 
-__all__ = ["Runtime", "Phase", "StopTraining", "UserInterrupt", "run_phase", "encode", "autocast"]
+__all__ = ["Runtime", "Phase", "StopTraining", "UserInterrupt", "run_phase", "encode", "autocast", "unwrap"]
 
 #: Keys of the history rows the estimators keep (plus each term's name).
 HISTORY_KEYS = ("phase", "epoch", "train_loss", "dur", "delta_label", "n_reseeded", "cluster_sizes")
@@ -57,6 +58,10 @@ class Runtime:
     callbacks : tuple
         The user's skorch callbacks, added to every phase.
     verbose : int
+    accelerator : accelerate.Accelerator or None
+        Set: every phase trains data-parallel through skorch's
+        ``AccelerateMixin`` (:class:`DistributedNet`); each process takes
+        its share of every batch and PyTorch DDP averages the gradients.
     """
 
     device: torch.device
@@ -65,6 +70,7 @@ class Runtime:
     seed: int = 0
     callbacks: tuple = ()
     verbose: int = 0
+    accelerator: object = None
 
 
 @dataclass
@@ -148,15 +154,22 @@ class RowBatches:
     embedding's scatter stay meaningful). With ``partners``, each batch
     comes with one randomly chosen neighbour of each of its rows in the
     place of ``y``; otherwise ``y`` is None.
+
+    With ``shard=(rank, world_size)`` (data-parallel training), every
+    process draws the same batches from the same generator and keeps its
+    own ``1 / world_size`` of each: together the processes see each batch
+    once.
     """
 
-    def __init__(self, dataset, batch_size=256, shuffle=False, generator=None, device=None, partners=None):
+    def __init__(self, dataset, batch_size=256, shuffle=False, generator=None, device=None, partners=None,
+                 shard=(0, 1)):
         self.X = getattr(dataset, "X", dataset)
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.generator = generator
         self.device = device
         self.partners = partners
+        self.shard = shard
 
     def __len__(self):
         return max(1, len(self.X) // self.batch_size)
@@ -164,12 +177,14 @@ class RowBatches:
     def __iter__(self):
         n = len(self.X)
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        rank, world_size = self.shard
         for idx in torch.tensor_split(order, len(self)):
             partner = None
             if self.partners is not None:
                 pick = torch.randint(self.partners.shape[1], (len(idx),), generator=self.generator)
-                partner = self._rows(self.partners[idx, pick])
-            yield self._rows(idx), partner
+                partner = self.partners[idx, pick]
+                partner = self._rows(partner.tensor_split(world_size)[rank] if world_size > 1 else partner)
+            yield self._rows(idx.tensor_split(world_size)[rank] if world_size > 1 else idx), partner
 
     def _rows(self, idx):
         batch = take(self.X, idx)
@@ -227,10 +242,18 @@ class TrainingNet(NeuralNet):
         Xi, partner = unpack_data(batch)
         with autocast(self.device, self.amp_dtype):
             terms = self.criterion_(self.module_, Xi, partner)
-        terms["loss"].backward()
+        self._backward(terms["loss"])
+        values = self._batch_values(terms)
         for name in self.term_names:
-            self.history.record_batch(name, terms[name].item())
-        return {"loss": terms["loss"], "y_pred": None}
+            self.history.record_batch(name, values[name].item())
+        return {"loss": values["loss"], "y_pred": None}
+
+    def _backward(self, loss):
+        loss.backward()
+
+    def _batch_values(self, terms):
+        """The batch's loss and term values to record (here: this process's own)."""
+        return terms
 
     def notify(self, method_name, **cb_kwargs):
         try:
@@ -252,6 +275,39 @@ class TrainingNet(NeuralNet):
             received = sigint is not None and sigint.received
             self.user_interrupt_ = received or not (isinstance(exc, StopTraining) or self.raised_by_callback_)
             raise
+
+
+class DistributedNet(AccelerateMixin, TrainingNet):
+    """:class:`TrainingNet` trained data-parallel by Hugging Face Accelerate.
+
+    skorch's ``AccelerateMixin`` prepares the module (wrapped in PyTorch
+    DDP when several processes run), the optimiser, the backward pass and
+    the unwrapping after training. Two differences from the mixin's
+    defaults: the criterion (an :class:`Objective` without parameters) and
+    the learning-rate scheduler are not prepared (every process draws the
+    same global batches and keeps its share of each, so the schedule steps
+    once per global batch as in one process), and the recorded losses are
+    the mean over the processes, so that every process takes the same
+    decisions (plateau, divergence) at the same epoch.
+    """
+
+    train_step_single = TrainingNet.train_step_single
+
+    def _backward(self, loss):
+        self.accelerator.backward(loss)
+
+    def _batch_values(self, terms):
+        names = ("loss", *self.term_names)
+        stacked = torch.stack([terms[name].detach().float() for name in names])
+        return dict(zip(names, self.accelerator.reduce(stacked, reduction="mean")))
+
+    def _initialize_accelerator(self):
+        if self._wrapped_with_accelerator:
+            return self
+        self.module_ = self.accelerator.prepare(self.module_)
+        self.optimizer_ = self.accelerator.prepare(self.optimizer_)
+        self._wrapped_with_accelerator = True
+        return self
 
 
 class _SigintFlag:
@@ -293,7 +349,15 @@ def _make_net(module, phase, runtime, snapshot):
         callbacks.append(("epoch_progress", EpochProgress(phase.name)))
     if runtime.verbose >= 2:
         callbacks.append(ProgressBar())
-    return TrainingNet(
+    accelerator = runtime.accelerator
+    net_class, extra = TrainingNet, {}
+    if accelerator is not None:
+        net_class = DistributedNet
+        extra = {"accelerator": accelerator, "iterator_train__shard": (accelerator.process_index, accelerator.num_processes),
+                 # skorch prints the epoch table through any sink but ``print`` whatever ``verbose``
+                 # says; with ``print`` it follows ``verbose``, which is 0 on all but the main process
+                 "callbacks__print_log__sink": print}
+    return net_class(
         module,
         criterion=Objective,
         criterion__terms=phase.terms,
@@ -315,6 +379,7 @@ def _make_net(module, phase, runtime, snapshot):
         verbose=int(runtime.verbose >= 2),
         amp_dtype=runtime.amp_dtype,
         term_names=phase.term_names,
+        **extra,
     )
 
 

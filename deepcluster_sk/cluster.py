@@ -26,7 +26,8 @@ _SHARED_PARAMETERS = """\
 
     hidden_layer_sizes : tuple of int or 'auto', default='auto'
         Hidden layers of the ``'mlp'`` encoder (mirrored in the decoder).
-        ``'auto'``: the DEC / IDEC architecture (500, 500, 2000).
+        ``'auto'``: (256, 256, 1024) below 20,000 rows; from 20,000 the
+        DEC / IDEC architecture (500, 500, 2000).
 
     latent_dim : int or 'auto', default='auto'
         Dimension of the embedding the centres live in. ``'auto'``:
@@ -183,6 +184,21 @@ _SHARED_PARAMETERS = """\
 
     device : str or torch.device, default='auto'
         ``'auto'`` uses CUDA when available; the device used is ``device_``.
+
+    accelerator : None, 'auto' or accelerate.Accelerator, default=None
+        Data-parallel training (PyTorch DDP through skorch's Accelerate
+        integration; the ``distributed`` extra). Launched as several
+        processes (``accelerate launch`` or ``torchrun``: GPUs, nodes, or
+        CPU processes on the gloo backend), each runs the same ``fit`` and
+        trains one model: every process takes its share of each batch and
+        the gradients are averaged, while the graph, initialisation and
+        labels, computed from the same weights, agree on every process.
+        ``'auto'`` builds an ``Accelerator`` (the process's own GPU, or the
+        CPU when ``device='cpu'`` or no GPU is there; DDP with
+        ``find_unused_parameters``, as the phases train different parts);
+        keep ``'auto'`` rather than an instance to keep the estimator
+        picklable. None: one process, no Accelerate. See the user guide's
+        "Scale" page.
 
     callbacks : list of skorch callbacks, default=None
         Added to both training phases (e.g. ``skorch.callbacks.Checkpoint``).

@@ -38,7 +38,7 @@ if ! "$py" -c "import torch" >/dev/null 2>&1; then
 fi
 # torch is installed first and satisfies the package's range, so nothing
 # here can pull a second (CUDA) build of it.
-pip_install -e ".[test,plot,docs,dask,scale,imaging]"
+pip_install -e ".[test,plot,docs,dask,scale,imaging,distributed]"
 
 case "$task" in
   demo) exec "$py" -m deepcluster_sk.demo "$@" ;;

@@ -72,6 +72,20 @@ def test_batches_come_with_a_neighbour_of_each_row(source, tmp_path):
     assert all(partner is None for _, partner in plain)
 
 
+def test_shards_split_each_global_batch_between_the_processes():
+    n = 100
+    X = torch.arange(float(n))[:, None]
+    neighbors = torch.tensor([[(i + 1) % n, (i + 2) % n] for i in range(n)])
+    whole = list(RowBatches(X, batch_size=32, shuffle=True, generator=_gen(), partners=neighbors))
+    shards = [list(RowBatches(X, batch_size=32, shuffle=True, generator=_gen(), partners=neighbors,
+                              shard=(rank, 2))) for rank in range(2)]
+    assert len(shards[0]) == len(shards[1]) == len(whole) == 3
+    for (batch, partner), (b0, p0), (b1, p1) in zip(whole, *shards):
+        # same global batch on every process, each keeping its half, with the same partners
+        assert torch.equal(torch.cat([b0, b1]), batch) and torch.equal(torch.cat([p0, p1]), partner)
+        assert abs(len(b0) - len(b1)) <= 1
+
+
 # -- Objective -------------------------------------------------------------------
 def test_views_reconstruct_themselves():
     # identity autoencoder: reconstructing the view is exact; had the target

@@ -30,8 +30,20 @@ def _small(**params):
                            max_epochs=6, tol=0, random_state=0, device="cpu", **params)
 
 
+@pytest.fixture
+def default_sigint_handler():
+    """Python's own SIGINT handler during the test, whatever an earlier test or library left.
+
+    The engine replaces only that handler (a user's own handler keeps Ctrl-C); in one full-suite
+    run the test saw the SIGINT ignored, as if another handler had been installed before it.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals need the main thread")
-def test_sigint_during_a_callback_is_the_users_interrupt():
+def test_sigint_during_a_callback_is_the_users_interrupt(default_sigint_handler):
     est = _small(callbacks=[SigintInCallback()])
     with pytest.warns(RuntimeWarning, match="interrupted in the joint phase; keeping the state after epoch 2"):
         est.fit(X)

@@ -1,0 +1,109 @@
+"""Data-parallel training: one process against two, on scikit-learn's digits, with the defaults.
+
+Fits ``DeepFuzzyCMeans(10, random_state=seed)`` once in one process and once
+as two CPU processes on the gloo backend (``accelerator='auto'``, launched
+as ``torchrun`` would: ``RANK`` / ``WORLD_SIZE`` / ``MASTER_*``), and prints
+ACC / NMI / ARI of each, the ARI between them, whether the two processes
+ended with the same labels, and the fit seconds, as JSON lines and a table::
+
+    python benchmarks/bench_distributed.py --seeds 0 1 2 --out benchmarks/results/distributed.jsonl
+
+On one 2-core machine the two processes share the cores (each with one
+thread), so this checks that data-parallel training trains one model as
+well as one process does, not the speed-up, which needs one GPU (or
+machine) per process: ``accelerate launch --multi_gpu --num_processes 4 your_script.py``.
+"""
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+
+import numpy as np
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+WORKER = textwrap.dedent("""
+    import json, os, sys, time
+    import numpy as np, torch
+    torch.set_num_threads(int(sys.argv[3]))
+    from deepcluster_sk import DeepFuzzyCMeans
+    from deepcluster_sk.datasets import load_digits_images
+    X, _ = load_digits_images(return_X_y=True)
+    accelerator = "auto" if os.environ.get("WORLD_SIZE", "1") != "1" else None
+    start = time.perf_counter()
+    est = DeepFuzzyCMeans(10, accelerator=accelerator, random_state=int(sys.argv[2])).fit(X)
+    seconds = time.perf_counter() - start
+    rank = os.environ.get("RANK", "0")
+    np.save(os.path.join(sys.argv[1], "labels_%s.npy" % rank), est.labels_)
+    json.dump({"seconds": seconds}, open(os.path.join(sys.argv[1], "time_%s.json" % rank), "w"))
+""")
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _launch(folder, seed, n_processes):
+    script = os.path.join(folder, "worker.py")
+    with open(script, "w") as fh:
+        fh.write(WORKER)
+    threads = max(1, (os.cpu_count() or 2) // n_processes)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    if n_processes > 1:
+        env.update(WORLD_SIZE=str(n_processes), LOCAL_WORLD_SIZE=str(n_processes), MASTER_ADDR="127.0.0.1",
+                   MASTER_PORT=str(_free_port()))
+    procs = [subprocess.Popen([sys.executable, script, folder, str(seed), str(threads)],
+                              env=dict(env, RANK=str(r), LOCAL_RANK=str(r)) if n_processes > 1 else env)
+             for r in range(n_processes)]
+    for p in procs:
+        if p.wait() != 0:
+            raise RuntimeError(f"a worker failed (exit {p.returncode})")
+    labels = [np.load(os.path.join(folder, f"labels_{r}.npy")) for r in range(n_processes)]
+    seconds = max(json.load(open(os.path.join(folder, f"time_{r}.json")))["seconds"] for r in range(n_processes))
+    return labels, seconds
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    from deepcluster_sk.datasets import load_digits_images
+    from deepcluster_sk.metrics import cluster_accuracy
+
+    _, y = load_digits_images(return_X_y=True)
+    rows = []
+    for seed in args.seeds:
+        with tempfile.TemporaryDirectory() as one, tempfile.TemporaryDirectory() as many:
+            (single,), t1 = _launch(one, seed, 1)
+            parallel, tn = _launch(many, seed, args.processes)
+        row = {"seed": seed, "processes": args.processes,
+               "acc_1": round(cluster_accuracy(y, single), 4), "acc_n": round(cluster_accuracy(y, parallel[0]), 4),
+               "nmi_1": round(normalized_mutual_info_score(y, single), 4),
+               "nmi_n": round(normalized_mutual_info_score(y, parallel[0]), 4),
+               "ari_1": round(adjusted_rand_score(y, single), 4), "ari_n": round(adjusted_rand_score(y, parallel[0]), 4),
+               "ari_between": round(adjusted_rand_score(single, parallel[0]), 4),
+               "ranks_agree": bool(all(np.array_equal(parallel[0], p) for p in parallel[1:])),
+               "seconds_1": round(t1, 1), "seconds_n": round(tn, 1)}
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+        if args.out:
+            with open(args.out, "a") as fh:
+                fh.write(json.dumps(row) + "\n")
+    print("\n| seed | ACC 1 process | ACC %d processes | ARI between | ranks agree | s (1) | s (n) |" % args.processes)
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['seed']} | {r['acc_1']:.3f} | {r['acc_n']:.3f} | {r['ari_between']:.3f} | {r['ranks_agree']} "
+              f"| {r['seconds_1']} | {r['seconds_n']} |")
+
+
+if __name__ == "__main__":
+    main()
