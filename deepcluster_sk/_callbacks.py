@@ -21,12 +21,12 @@ from skorch.callbacks import Callback
 
 from .memberships import squared_distances
 
+__all__ = ["StopTraining", "StateSnapshot", "Plateau", "ClusterAssignment", "CenterReseeder", "Convergence", "EpochProgress", "unwrap"]
+
 
 def unwrap(module):
     """The model itself, also while PyTorch DDP wraps it for data-parallel training."""
     return module.module if isinstance(module, torch.nn.parallel.DistributedDataParallel) else module
-
-__all__ = ["StopTraining", "StateSnapshot", "Plateau", "ClusterAssignment", "CenterReseeder", "Convergence", "EpochProgress"]
 
 
 class StopTraining(KeyboardInterrupt):
