@@ -256,6 +256,12 @@ class TrainingNet(NeuralNet):
         return terms
 
     def notify(self, method_name, **cb_kwargs):
+        sigint = getattr(self, "sigint_", None)
+        if sigint is not None and sigint.pending and method_name in ("on_epoch_begin", "on_batch_begin"):
+            # a Ctrl-C whose KeyboardInterrupt something caught (a library's except clause, a
+            # __del__ it landed in): deliver it now, before the next batch
+            sigint.pending = False
+            raise KeyboardInterrupt
         try:
             super().notify(method_name, **cb_kwargs)
         except KeyboardInterrupt:
@@ -273,6 +279,8 @@ class TrainingNet(NeuralNet):
             # and any interrupt while SIGINT arrived, is the user's Ctrl-C.
             sigint = getattr(self, "sigint_", None)
             received = sigint is not None and sigint.received
+            if received:
+                sigint.pending = False  # delivered
             self.user_interrupt_ = received or not (isinstance(exc, StopTraining) or self.raised_by_callback_)
             raise
 
@@ -317,10 +325,14 @@ class _SigintFlag:
     uses a plain one) and a user's Ctrl-C look alike; the flag tells them
     apart wherever the Ctrl-C lands, also during a callback's pass. Only
     Python's default handler is replaced (and put back afterwards).
+    ``pending`` stays set until the interrupt reached the training loop:
+    when something caught its ``KeyboardInterrupt`` on the way,
+    :class:`TrainingNet` raises it again before the next batch.
     """
 
     def __init__(self):
         self.received = False
+        self.pending = False
         self.installed = False
 
     def __enter__(self):
@@ -331,7 +343,7 @@ class _SigintFlag:
         return self
 
     def _handle(self, signum, frame):
-        self.received = True
+        self.received = self.pending = True
         raise KeyboardInterrupt
 
     def __exit__(self, *exc):
@@ -399,6 +411,8 @@ def run_phase(module, phase, rows, runtime):
     net.sigint_ = _SigintFlag()
     with net.sigint_:
         net.fit(rows)
+    if net.sigint_.pending:  # caught on the way in the last epoch: still the user's interrupt
+        net.user_interrupt_ = True
     keep = (*HISTORY_KEYS, *phase.term_names)
     history = [{k: _plain(row[k]) for k in keep if k in row} for row in net.history]
     if snapshot.fault_ is not None:
