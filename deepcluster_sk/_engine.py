@@ -182,9 +182,8 @@ class RowBatches:
             partner = None
             if self.partners is not None:
                 pick = torch.randint(self.partners.shape[1], (len(idx),), generator=self.generator)
-                partner = self.partners[idx, pick]
-                partner = self._rows(partner.tensor_split(world_size)[rank] if world_size > 1 else partner)
-            yield self._rows(idx.tensor_split(world_size)[rank] if world_size > 1 else idx), partner
+                partner = self._rows(self.partners[idx, pick].tensor_split(world_size)[rank])
+            yield self._rows(idx.tensor_split(world_size)[rank]), partner
 
     def _rows(self, idx):
         batch = take(self.X, idx)
