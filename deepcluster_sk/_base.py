@@ -86,7 +86,7 @@ class DeepEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         "hidden_layer_sizes": [tuple, list],
         "latent_dim": [Interval(Integral, 1, None, closed="left")],
         "image_shape": [tuple, list, None],
-        "augment": [StrOptions({"auto", "image", "affine", "rgb", "tabular"}), callable, None],
+        "augment": [StrOptions({"auto", "image", "affine", "rgb", "microscopy", "tabular"}), callable, None],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "temperature": [Interval(Real, 0, None, closed="neither")],

@@ -33,7 +33,9 @@ from ._engine import Phase, encode, run_phase
 from .augment import seeded_global_rng
 from .graph import nearest_neighbors, partition_cost
 from .initialization import centers_from_labels, graph_init, kmeans_init, run_init
-from .losses import Clustering, NeighborConsistency, NTXent, Reconstruction, ViewConsistency, total_scatter
+from .losses import (
+    ClusterContrast, Clustering, NeighborConsistency, NTXent, Reconstruction, ViewConsistency, total_scatter,
+)
 from .memberships import squared_distances
 from .networks import DeepClusterModule, ProjectionHead
 
@@ -62,6 +64,7 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         "contrastive_weight": [Interval(Real, 0, None, closed="left")],
         "consistency_weight": [Interval(Real, 0, None, closed="left")],
         "neighbor_weight": [Interval(Real, 0, None, closed="left")],
+        "cluster_contrast_weight": [Interval(Real, 0, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "split_below": [Interval(Real, 0, 1, closed="left")],
         "n_neighbors": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
@@ -91,6 +94,7 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         contrastive_weight=0.0,
         consistency_weight=0.3,
         neighbor_weight=0.3,
+        cluster_contrast_weight=0.0,
         temperature=0.5,
         projection_dim=64,
         tol=1e-3,
@@ -123,6 +127,7 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         self.contrastive_weight = contrastive_weight
         self.consistency_weight = consistency_weight
         self.neighbor_weight = neighbor_weight
+        self.cluster_contrast_weight = cluster_contrast_weight
         self.temperature = temperature
         self.projection_dim = projection_dim
         self.tol = tol
@@ -179,6 +184,11 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
                 f"pretrain={self.pretrain!r} / contrastive_weight={self.contrastive_weight} "
                 "need augmented views: set augment='auto' (or a callable)."
             )
+        if self.cluster_contrast_weight > 0 and self.augment is None:
+            raise ValueError(
+                f"cluster_contrast_weight={self.cluster_contrast_weight} contrasts the memberships of "
+                "augmented views: set augment='auto' (or a callable)."
+            )
 
     def _uses_views(self):
         """Whether a contrastive term (and so a projection head) is trained."""
@@ -212,7 +222,7 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
             history += self._train_jointly(module, rows, Z, neighbors, augment, recon_scale, runtime, encode_rows, p)
         Z = self._set_fitted(module, rows, history, runtime)
         if neighbors is not None and not warm:
-            self._guard_partition(neighbors, Z)
+            self._guard_partition(neighbors, Z, trained=p["max_epochs"] > 0)
         return self
 
     def _needs_neighbors(self, warm, p):
@@ -305,6 +315,7 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
             Clustering(rule),
             ViewConsistency(rule, self.consistency_weight if augment is not None else 0.0),
             NeighborConsistency(rule, self.neighbor_weight if neighbors is not None else 0.0),
+            ClusterContrast(rule, self.cluster_contrast_weight if augment is not None else 0.0),
         ]
 
     def _train_jointly(self, module, rows, Z, neighbors, augment, recon_scale, runtime, encode_rows, p):
@@ -354,19 +365,20 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         self.labels_ = D.argmin(dim=1).cpu().numpy()
         self.inertia_ = float(rule.objective(D).mean())
 
-    def _guard_partition(self, neighbors, Z):
+    def _guard_partition(self, neighbors, Z, trained):
         """Never end worse than the initialisation, never with an empty cluster, silently.
 
         Judged by :func:`~deepcluster_sk.graph.partition_cost` on the
-        pretrained embedding's neighbour graph: when joint training made the
-        partition cost clearly more (by over 1 %) than the initial one, the centres move to the
-        means of the initial clusters in the trained embedding (a warning
-        says so).
+        pretrained embedding's neighbour graph: when joint training (``trained``)
+        made the partition cost clearly more (by over 1 %) than the initial one, the
+        centres move to the means of the initial clusters in the trained
+        embedding (a warning says so). Without joint training the centres are
+        those means already: nothing to compare.
         """
         k, nb = self.n_clusters, neighbors.cpu().numpy()
         before, after = partition_cost(self.init_labels_, nb, k), partition_cost(self.labels_, nb, k)
         self.partition_cost_ = after
-        if after > before + 0.01 * max(1.0, abs(before)):  # worse beyond rounding and noise
+        if trained and after > before + 0.01 * max(1.0, abs(before)):  # worse beyond rounding and noise
             warnings.warn(
                 f"Joint training left a worse partition than its initialisation (cost {after:.4f} > "
                 f"{before:.4f}: normalized cut less size entropy on the neighbour graph); the centres were "
@@ -485,4 +497,6 @@ def _same(a, b):
 
 
 #: Names of the loss terms a clusterer can train (columns of ``history_``).
-_TERM_NAMES = tuple(t.name for t in (Reconstruction, NTXent, Clustering, ViewConsistency, NeighborConsistency))
+_TERM_NAMES = tuple(
+    t.name for t in (Reconstruction, NTXent, Clustering, ViewConsistency, NeighborConsistency, ClusterContrast)
+)

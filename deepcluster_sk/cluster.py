@@ -42,15 +42,17 @@ _SHARED_PARAMETERS = """\
         SimCLR's NT-Xent over two augmented views (needs ``augment``), or
         their sum.
 
-    augment : {'auto', 'image', 'affine', 'rgb', 'tabular'}, callable or None, default=None
+    augment : {'auto', 'image', 'affine', 'rgb', 'microscopy', 'tabular'}, callable or None, default=None
         Random views of the training rows. When set, the reconstruction
         term (pretraining and joint) reconstructs a random view of each row,
         as DEC-DA trains its autoencoder, and contrastive terms contrast two
         views; the clustering term always sees the clean rows. ``'affine'``
         (rotation up to 10 degrees, shifts up to 10 %) suits reconstruction
         of digit-like images, ``'image'`` adds crops, noise and erasing for
-        contrastive terms, ``'auto'`` picks image views when ``image_shape``
-        is set and SCARF corruption of tabular rows otherwise; see
+        contrastive terms, ``'microscopy'`` (rotations by any angle, both
+        flips, stain jitter) suits cells and particles, ``'auto'`` picks
+        image views when ``image_shape`` is set (``'microscopy'`` for three
+        channels) and SCARF corruption of tabular rows otherwise; see
         :mod:`deepcluster_sk.augment`. A callable maps a
         ``(batch, n_features)`` tensor to a view of the same shape.
 
@@ -96,6 +98,13 @@ _SHARED_PARAMETERS = """\
         ``n_neighbors``): the agreement of each row's memberships with a
         nearest neighbour's (:class:`~deepcluster_sk.losses.NeighborConsistency`).
         0 turns it off.
+
+    cluster_contrast_weight : float, default=0.0
+        Weight of a cluster-level contrastive term of joint training (needs
+        ``augment``): NT-Xent between each cluster's membership column over
+        the batch's rows and over their views, less the entropy of the
+        cluster sizes (Contrastive Clustering;
+        :class:`~deepcluster_sk.losses.ClusterContrast`). 0 turns it off.
 
     temperature : float, default=0.5
         NT-Xent temperature.

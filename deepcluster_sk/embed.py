@@ -43,10 +43,11 @@ class ContrastiveEmbedder(DeepEstimatorBase):
     temperature : float, default=0.5
         NT-Xent temperature.
 
-    augment : {'auto', 'image', 'affine', 'rgb', 'tabular'} or callable, default='auto'
+    augment : {'auto', 'image', 'affine', 'rgb', 'microscopy', 'tabular'} or callable, default='auto'
         Random views: image transformations (kornia) when ``image_shape``
-        is set, SCARF corruption for tabular rows; see
-        :mod:`deepcluster_sk.augment`.
+        is set (``'auto'``: the ``'microscopy'`` preset for three channels,
+        any rotation and both flips; ``'image'`` otherwise), SCARF
+        corruption for tabular rows; see :mod:`deepcluster_sk.augment`.
 
     image_shape : tuple of int (C, H, W), default=None
         Shape of one image when rows are flattened images.

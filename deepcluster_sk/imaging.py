@@ -16,7 +16,6 @@ to its input.
 
 import copy
 import math
-from itertools import islice
 from numbers import Integral, Real
 
 import numpy as np
@@ -28,7 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._base import DeepEstimatorBase
-from ._data import iter_chunks, to_device
+from ._data import iter_chunks, sample_rows, to_device
 from ._engine import Phase, autocast, run_phase
 from .augment import seeded_global_rng
 from .losses import Equivariance, MeasurementConsistency, Recorrupted
@@ -593,7 +592,7 @@ class SignalToImage(DeepEstimatorBase):
             else:
                 net = ResidualUNet(self.channels, self.depth)
         # scales: the signals' per-value variance and the input images' pixel spread
-        sample = torch.cat([c.to(runtime.device) for c in islice(iter_chunks(rows, 4096), 4)])
+        sample = sample_rows(rows, 16384).to(runtime.device)  # all rows up to 16,384; evenly spaced above
         v_s = float(sample.float().var(0).mean()) or 1.0
         D = None
         consistency = noise == 0 if self.data_consistency == "auto" else self.data_consistency

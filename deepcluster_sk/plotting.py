@@ -460,12 +460,16 @@ def _image_shape(estimator, X, image_shape):
     return image_shape
 
 
-def plot_cluster_exemplars(estimator, X, image_shape=None, n_per_cluster=8, *, fig=None):
-    """Grid of the images nearest each cluster centre in the embedding.
+def plot_cluster_exemplars(estimator, X, image_shape=None, n_per_cluster=8, *, order="nearest", fig=None):
+    """Grid of each cluster's exemplar images, or of its most uncertain members.
 
-    Row ``j`` of the grid shows the samples predicted to be in cluster
-    ``j`` that lie nearest its centre, nearest first: what the cluster
-    stands for. Clusters with fewer samples leave blank cells.
+    Row ``j`` of the grid shows samples predicted to be in cluster ``j``.
+    With ``order='nearest'``, those that lie nearest its centre in the
+    embedding, nearest first: what the cluster stands for. With
+    ``order='uncertain'``, those whose memberships have the highest entropy,
+    most uncertain first: the cells the model hesitates over, where
+    clusters meet (a new sub-population, debris, a doublet). Clusters with
+    fewer samples leave blank cells.
 
     Parameters
     ----------
@@ -480,6 +484,9 @@ def plot_cluster_exemplars(estimator, X, image_shape=None, n_per_cluster=8, *, f
         image when ``n_features`` is a perfect square.
     n_per_cluster : int, default=8
         Images per cluster (columns of the grid).
+    order : {'nearest', 'uncertain'}, default='nearest'
+        Which members to show: nearest the centre, or with the highest
+        membership entropy (needs ``predict_proba``).
     fig : matplotlib Figure, default=None
         Figure to draw on (cleared first); a new one is created when None.
 
@@ -487,8 +494,8 @@ def plot_cluster_exemplars(estimator, X, image_shape=None, n_per_cluster=8, *, f
     -------
     fig : matplotlib Figure
         ``n_clusters x n_per_cluster`` axes without ticks; one image per
-        exemplar, each row's first axes labelled with the cluster index and
-        size.
+        member shown, each row's first axes labelled with the cluster index
+        and size.
 
     Examples
     --------
@@ -503,11 +510,14 @@ def plot_cluster_exemplars(estimator, X, image_shape=None, n_per_cluster=8, *, f
     >>> fig = plot_cluster_exemplars(est, X[:200], image_shape=(1, 8, 8), n_per_cluster=4)
     >>> len(fig.axes)
     12
+    >>> fig = plot_cluster_exemplars(est, X[:200], image_shape=(1, 8, 8), n_per_cluster=4, order="uncertain")
     """
     _check_fitted(estimator, "cluster_centers_", "predict")
     n_per_cluster = int(n_per_cluster)
     if n_per_cluster < 1:
         raise ValueError(f"n_per_cluster must be >= 1, got {n_per_cluster}.")
+    if order not in ("nearest", "uncertain"):
+        raise ValueError(f"order must be 'nearest' or 'uncertain', got {order!r}.")
     X_arr = np.asarray(X)
     if X_arr.ndim != 2:
         raise ValueError(f"X must be 2-D (images as flat rows), got {X_arr.ndim} dimension(s).")
@@ -518,7 +528,12 @@ def plot_cluster_exemplars(estimator, X, image_shape=None, n_per_cluster=8, *, f
     n_clusters = len(centers)
     from .metrics import _squared_distances  # the package's one kernel, on NumPy arrays
 
-    D = _squared_distances(Z, centers)
+    if order == "nearest":
+        rank = _squared_distances(Z, centers)  # ascending: nearest first
+    else:
+        U = np.asarray(estimator.predict_proba(X), dtype=np.float64)
+        entropy = -(U * np.log(np.clip(U, np.finfo(np.float64).tiny, None))).sum(axis=1)
+        rank = np.repeat(-entropy[:, None], n_clusters, axis=1)  # ascending: most uncertain first
 
     plt = _pyplot()
     if fig is None:
@@ -529,19 +544,20 @@ def plot_cluster_exemplars(estimator, X, image_shape=None, n_per_cluster=8, *, f
     lo, hi = float(np.min(X_arr)), float(np.max(X_arr))
     for j in range(n_clusters):
         members = np.flatnonzero(labels == j)
-        order = members[np.argsort(D[members, j])]
+        shown = members[np.argsort(rank[members, j], kind="stable")]
         for k, ax in enumerate(axes[j]):
             ax.set_xticks([])
             ax.set_yticks([])
             for spine in ax.spines.values():
                 spine.set_visible(False)
-            if k < len(order):
-                image = X_arr[order[k]].reshape(shape)
+            if k < len(shown):
+                image = X_arr[shown[k]].reshape(shape)
                 if shape[0] == 1:
                     ax.imshow(image[0], cmap="gray_r", vmin=lo, vmax=hi)
                 else:
                     rgb = np.moveaxis(image[:3], 0, -1)
                     ax.imshow(np.clip((rgb - lo) / max(hi - lo, 1e-12), 0.0, 1.0))
         axes[j, 0].set_ylabel(f"{j}\n(n={len(members)})", rotation=0, ha="right", va="center", fontsize=8)
-    fig.suptitle(f"Samples nearest each centre, {type(estimator).__name__}")
+    what = "Samples nearest each centre" if order == "nearest" else "Most uncertain members of each cluster"
+    fig.suptitle(f"{what}, {type(estimator).__name__}")
     return fig

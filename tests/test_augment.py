@@ -20,7 +20,7 @@ def test_affine_preset_keeps_shape_and_moves_pixels():
     assert torch.count_nonzero(aug(torch.zeros(4, 64))) == 0
 
 
-@pytest.mark.parametrize("augment", ["affine", "image", "rgb"])
+@pytest.mark.parametrize("augment", ["affine", "image", "rgb", "microscopy"])
 def test_image_presets_need_image_shape(augment):
     with pytest.raises(ValueError, match="image_shape"):
         build_augment(augment, None)
@@ -35,6 +35,38 @@ def test_build_augment_resolves_names(augment, image_shape, expected):
     assert isinstance(build_augment(augment, image_shape), expected)
 
 
+def _op_names(aug):
+    return [type(op).__name__ for op in aug.ops.children()]
+
+
+def test_auto_picks_the_microscopy_preset_for_colour_and_the_digit_preset_for_grey():
+    colour, grey = _op_names(build_augment("auto", (3, 8, 8))), _op_names(build_augment("auto", (1, 8, 8)))
+    # cells keep their class under any rotation and both flips; digits get neither flip
+    assert "RandomVerticalFlip" in colour and "RandomHorizontalFlip" in colour
+    assert "RandomVerticalFlip" not in grey and "RandomHorizontalFlip" not in grey
+    # colour tells cell types apart: no greyscale views, no erasing of granules
+    assert "RandomGrayscale" not in colour and "RandomErasing" not in colour
+
+
+def test_microscopy_rotates_by_any_angle():
+    aug = ImageAugment((1, 16, 16), preset="microscopy")
+    affine = next(op for op in aug.ops.children() if type(op).__name__ == "RandomAffine")
+    torch.manual_seed(0)
+    angles = affine.generate_parameters(torch.Size([2000, 1, 16, 16]))["angle"]
+    assert angles.min() < -170 and angles.max() > 170  # any angle, not the digits' 10 degrees
+
+
+@pytest.mark.parametrize("image_shape", [(1, 8, 8), (3, 8, 8)])
+def test_microscopy_views_keep_a_uniform_image_near_uniform(image_shape):
+    # reflected borders: a rotated uniform field has no black corners, only the noise and jitter
+    torch.manual_seed(0)
+    X = torch.full((16, int(torch.tensor(image_shape).prod())), 0.6)
+    V = ImageAugment(image_shape, preset="microscopy")(X)
+    assert V.shape == X.shape and torch.isfinite(V).all()
+    per_image_spread = V.reshape(16, image_shape[0], -1).std(dim=2)
+    assert per_image_spread.max() < 0.06  # noise std 0.03; a black corner would give ~0.2
+
+
 def test_build_augment_passes_callables_and_rejects_unknown_names():
     def fn(B):
         return B
@@ -46,7 +78,7 @@ def test_build_augment_passes_callables_and_rejects_unknown_names():
         ImageAugment((1, 4, 4), preset="mixup")
 
 
-@pytest.mark.parametrize("preset", ["digits", "rgb"])
+@pytest.mark.parametrize("preset", ["digits", "rgb", "microscopy"])
 def test_image_presets_keep_shape_and_dtype(preset):
     torch.manual_seed(0)
     X = torch.rand(6, 3 * 8 * 8)

@@ -97,6 +97,27 @@ def test_joint_training_never_ends_worse_than_its_initialisation_silently():
     assert len(np.unique(est.labels_)) == 3
 
 
+def test_without_joint_training_the_guard_does_not_blame_it():
+    # two concentric rings: the given initial labels cut no neighbour edge, but the
+    # nearest-centre partition of their means (both near the origin) cuts many;
+    # with max_epochs=0 no joint training ran, so there is nothing to reset or warn about
+    from sklearn.datasets import make_circles
+    from torch import nn
+
+    X, y = make_circles(300, factor=0.4, noise=0.02, random_state=0)
+
+    def rings(Z, n_clusters, *, neighbors, random_state):
+        return y
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = DeepFuzzyCMeans(2, encoder=nn.Identity(), pretrain_epochs=0, max_epochs=0, init=rings,
+                              n_neighbors=5, random_state=0).fit(X)
+    assert not any("Joint training" in str(w.message) for w in caught)
+    np.testing.assert_array_equal(est.init_labels_, y)
+    assert est.partition_cost_ > -0.68  # the nearest-centre partition is worse than the rings (-0.69)
+
+
 def test_empty_clusters_at_the_end_are_reported():
     X = np.repeat(np.eye(3, 4), 10, axis=0)  # three distinct rows only
     with warnings.catch_warnings(record=True) as caught:

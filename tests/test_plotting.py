@@ -215,3 +215,20 @@ def test_plot_cluster_exemplars_shapes(fitted, digits):
         plot_cluster_exemplars(fitted, X, image_shape=(1, 4, 4))
     with pytest.raises(ValueError, match="n_per_cluster"):
         plot_cluster_exemplars(fitted, X, n_per_cluster=0)
+    with pytest.raises(ValueError, match="order must be"):
+        plot_cluster_exemplars(fitted, X, order="random")
+
+
+def test_plot_cluster_exemplars_shows_the_most_uncertain_members(fitted, digits):
+    X, _ = digits
+    fig = plot_cluster_exemplars(fitted, X, n_per_cluster=3, order="uncertain")
+    U, labels = fitted.predict_proba(X), fitted.predict(X)
+    entropy = -(U * np.log(np.clip(U, 1e-300, None))).sum(axis=1)
+    for j in range(N_CLUSTERS):
+        members = np.flatnonzero(labels == j)
+        expected = members[np.argsort(-entropy[members], kind="stable")][:3]
+        shown = [ax.images[0].get_array() for ax in fig.axes[3 * j:3 * j + 3] if ax.images]
+        assert len(shown) == min(3, len(members))
+        for image, row in zip(shown, expected):
+            np.testing.assert_allclose(image, X[row].reshape(8, 8))
+    assert "uncertain" in fig._suptitle.get_text()

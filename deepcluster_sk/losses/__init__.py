@@ -4,15 +4,16 @@ Every term is a :class:`LossTerm` with a ``name`` (its key in ``history_``),
 the outputs it ``needs`` from the network's forward pass and a ``weight``.
 A training phase is a list of terms; the engine sums ``weight * term``.
 
-============================  ===============  ====================================
-term                          name             file
-============================  ===============  ====================================
-:class:`Reconstruction`       ``recon``        ``losses/reconstruction.py``
-:class:`NTXent`               ``contrastive``  ``losses/nt_xent.py``
-:class:`Clustering`           ``cluster``      ``losses/clustering.py``
-:class:`ViewConsistency`      ``consistency``  ``losses/view_consistency.py``
-:class:`NeighborConsistency`  ``neighbor``     ``losses/neighbor_consistency.py``
-============================  ===============  ====================================
+============================  ====================  ==================================
+term                          name                  file
+============================  ====================  ==================================
+:class:`Reconstruction`       ``recon``             ``losses/reconstruction.py``
+:class:`NTXent`               ``contrastive``       ``losses/nt_xent.py``
+:class:`Clustering`           ``cluster``           ``losses/clustering.py``
+:class:`ViewConsistency`      ``consistency``       ``losses/view_consistency.py``
+:class:`NeighborConsistency`  ``neighbor``          ``losses/neighbor_consistency.py``
+:class:`ClusterContrast`      ``cluster_contrast``  ``losses/cluster_contrast.py``
+============================  ====================  ==================================
 
 Self-supervised imaging (:class:`~deepcluster_sk.SignalToImage`):
 :class:`MeasurementConsistency` (``measurement``, ``losses/measurement_consistency.py``),
@@ -24,6 +25,7 @@ The plain functions behind the terms (``nt_xent_loss``, ``clustering_loss``,
 """
 
 from ._term import LossTerm, MembershipTerm, ScaledTerm, weighted_sum
+from .cluster_contrast import ClusterContrast, cluster_contrast_loss
 from .clustering import Clustering, clustering_loss, scaled_distances, total_scatter
 from .equivariance import Equivariance, equivariance_loss
 from .measurement_consistency import MeasurementConsistency, measurement_consistency_loss
@@ -43,6 +45,7 @@ __all__ = [
     "Clustering",
     "ViewConsistency",
     "NeighborConsistency",
+    "ClusterContrast",
     "reconstruction_loss",
     "nt_xent_loss",
     "total_scatter",
@@ -51,6 +54,7 @@ __all__ = [
     "target_distribution",
     "consistency_loss",
     "neighbor_consistency_loss",
+    "cluster_contrast_loss",
     "MeasurementConsistency",
     "Recorrupted",
     "Equivariance",
