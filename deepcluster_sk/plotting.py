@@ -529,11 +529,16 @@ def plot_cluster_exemplars(estimator, X, image_shape=None, n_per_cluster=8, *, o
     from .metrics import _squared_distances  # the package's one kernel, on NumPy arrays
 
     if order == "nearest":
-        rank = _squared_distances(Z, centers)  # ascending: nearest first
+        D = _squared_distances(Z, centers)
+
+        def sort_key(members, j):  # nearest first
+            return D[members, j]
     else:
         U = np.asarray(estimator.predict_proba(X), dtype=np.float64)
         entropy = -(U * np.log(np.clip(U, np.finfo(np.float64).tiny, None))).sum(axis=1)
-        rank = np.repeat(-entropy[:, None], n_clusters, axis=1)  # ascending: most uncertain first
+
+        def sort_key(members, j):  # most uncertain first
+            return -entropy[members]
 
     plt = _pyplot()
     if fig is None:
@@ -544,7 +549,7 @@ def plot_cluster_exemplars(estimator, X, image_shape=None, n_per_cluster=8, *, o
     lo, hi = float(np.min(X_arr)), float(np.max(X_arr))
     for j in range(n_clusters):
         members = np.flatnonzero(labels == j)
-        shown = members[np.argsort(rank[members, j], kind="stable")]
+        shown = members[np.argsort(sort_key(members, j), kind="stable")]
         for k, ax in enumerate(axes[j]):
             ax.set_xticks([])
             ax.set_yticks([])

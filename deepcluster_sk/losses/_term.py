@@ -5,7 +5,7 @@ from numbers import Real
 import torch
 from torch import nn
 
-__all__ = ["LossTerm", "ScaledTerm", "MembershipTerm", "weighted_sum"]
+__all__ = ["LossTerm", "ScaledTerm", "MembershipTerm", "weighted_sum", "size_entropy"]
 
 
 class LossTerm(nn.Module):
@@ -105,3 +105,14 @@ def weighted_sum(terms, out):
     values = {term.name: term(out) for term in terms}
     values["loss"] = sum(term.weight * values[term.name].float() for term in terms)
     return values
+
+
+def size_entropy(U):
+    """Entropy ``H(ubar) = -sum_j ubar_j log ubar_j`` of the soft cluster sizes ``ubar = mean_i u_i``.
+
+    At most ``log(n_clusters)``, reached when every cluster holds the same
+    share of the batch; terms maximise it to keep every cluster in use.
+    Finite when a cluster is empty (``0 log 0 = 0``).
+    """
+    mean_u = U.mean(dim=0)
+    return -(mean_u * mean_u.clamp_min(torch.finfo(mean_u.dtype).tiny).log()).sum()

@@ -1,15 +1,9 @@
 """Cluster-level contrast between the memberships of rows and of their views."""
 
-import torch
-
-from ._term import MembershipTerm
+from ._term import MembershipTerm, size_entropy
 from .nt_xent import nt_xent_loss
 
 __all__ = ["cluster_contrast_loss", "ClusterContrast"]
-
-
-def _entropy(p):
-    return -(p * p.clamp_min(torch.finfo(p.dtype).tiny).log()).sum()
 
 
 def cluster_contrast_loss(U, U_view, temperature=1.0):
@@ -53,7 +47,7 @@ def cluster_contrast_loss(U, U_view, temperature=1.0):
     if k < 2:
         return U.new_zeros(())
     contrast = nt_xent_loss(U.T, U_view.T, temperature)
-    return contrast - _entropy(U.float().mean(dim=0)) - _entropy(U_view.float().mean(dim=0))
+    return contrast - size_entropy(U.float()) - size_entropy(U_view.float())
 
 
 class ClusterContrast(MembershipTerm):

@@ -2,7 +2,7 @@
 
 import torch
 
-from ._term import MembershipTerm
+from ._term import MembershipTerm, size_entropy
 
 __all__ = ["neighbor_consistency_loss", "NeighborConsistency"]
 
@@ -47,9 +47,7 @@ def neighbor_consistency_loss(log_U, log_U_neighbor, entropy_weight=1.0):
     True
     """
     agreement = torch.logsumexp(log_U + log_U_neighbor, dim=1)
-    mean_u = log_U.exp().mean(dim=0)
-    entropy = -(mean_u * mean_u.clamp_min(torch.finfo(mean_u.dtype).tiny).log()).sum()
-    return -agreement.mean() - entropy_weight * entropy
+    return -agreement.mean() - entropy_weight * size_entropy(log_U.exp())
 
 
 
