@@ -76,7 +76,7 @@ def fit_predict(method, X, k, image_shape, seed):
         est = cls(n_clusters=k, image_shape=image_shape, random_state=seed).fit(X)
         info = {k_: (list(v) if isinstance(v, tuple) else v) for k_, v in est.resolved_params_.items()}
         info.update(pretrain_epochs_run=est.pretrain_epochs_, joint_epochs_run=est.n_iter_,
-                    input_scale=est.input_scale_)
+                    input_scale=est.input_scale_, init_labels=est.init_labels_)
         return est.labels_, info
     if method == "kmeans":
         return KMeans(k, n_init=10, random_state=seed).fit_predict(X), {}
@@ -109,13 +109,19 @@ def run(sets, methods, seeds, folder, out):
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
                     labels, info = fit_predict(method, X, k, shape, seed)
+                if "init_labels" in info:  # the initial partition's ACC, to see what joint training did
+                    info["init_acc"] = round(float(cluster_accuracy(y, info.pop("init_labels"))), 4)
+                messages = [str(w.message) for w in caught if w.category is RuntimeWarning]
+                guard = [m for m in messages if "worse partition" in m]
+                if guard:  # what the partition guard brought back
+                    info["guard"] = "encoder" if "encoder and centres" in guard[0] else "centres"
                 row = {"set": name, "n": len(X), "method": method, "seed": seed,
                        "acc": round(float(cluster_accuracy(y, labels)), 4),
                        "nmi": round(float(normalized_mutual_info_score(y, labels)), 4),
                        "ari": round(float(adjusted_rand_score(y, labels)), 4),
                        "seconds": round(time.perf_counter() - start, 2),
                        "empty_clusters": int(k - len(np.unique(labels))),
-                       "warnings": sorted({str(w.message)[:80] for w in caught if w.category is RuntimeWarning}),
+                       "warnings": sorted({m[:80] for m in messages}),
                        **info}
                 print(json.dumps(row), flush=True)
                 rows.append(row)

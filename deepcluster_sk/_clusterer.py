@@ -218,11 +218,14 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         neighbors = nearest_neighbors(Z, p["n_neighbors"]) if self._needs_neighbors(warm, p) else None
         if not warm:
             self._initialise(module, Z, neighbors, runtime, p)
+        initial = None
         if p["max_epochs"] > 0:
+            if neighbors is not None and not warm:  # what the guard may come back to
+                initial = _InitialState(Z.detach().cpu(), _state_on_cpu(module))
             history += self._train_jointly(module, rows, Z, neighbors, augment, recon_scale, runtime, encode_rows, p)
         Z = self._set_fitted(module, rows, history, runtime)
         if neighbors is not None and not warm:
-            self._guard_partition(neighbors, Z, trained=p["max_epochs"] > 0)
+            self._guard_partition(neighbors, Z, initial)
         return self
 
     def _needs_neighbors(self, warm, p):
@@ -365,29 +368,45 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         self.labels_ = D.argmin(dim=1).cpu().numpy()
         self.inertia_ = float(rule.objective(D).mean())
 
-    def _guard_partition(self, neighbors, Z, trained):
+    def _guard_partition(self, neighbors, Z, initial):
         """Never end worse than the initialisation, never with an empty cluster, silently.
 
         Judged by :func:`~deepcluster_sk.graph.partition_cost` on the
-        pretrained embedding's neighbour graph: when joint training (``trained``)
-        made the partition cost clearly more (by over 1 %) than the initial one, the
-        centres move to the means of the initial clusters in the trained
-        embedding (a warning says so). Without joint training the centres are
-        those means already: nothing to compare.
+        pretrained embedding's neighbour graph. When joint training ran
+        (``initial`` holds the pretrained embedding and the module's state
+        before it) and made the partition cost clearly more (by over 1 %) than
+        the initial one, two candidates are weighed by the same cost: the
+        trained encoder with centres at the means of the initial clusters, and
+        the module as it was before joint training (pretrained encoder, initial
+        centres). The cheaper one is kept and a warning says so. Without joint
+        training the centres are the initial means already: nothing to compare.
         """
         k, nb = self.n_clusters, neighbors.cpu().numpy()
         before, after = partition_cost(self.init_labels_, nb, k), partition_cost(self.labels_, nb, k)
         self.partition_cost_ = after
-        if trained and after > before + 0.01 * max(1.0, abs(before)):  # worse beyond rounding and noise
+        if initial is not None and after > before + 0.01 * max(1.0, abs(before)):  # worse beyond rounding and noise
+            module = self.module_
+            centers = centers_from_labels(Z, self.init_labels_, k).to(module.centers)
+            moved = partition_cost(_nearest(Z, centers), nb, k)
+            initial_centers = initial.state["centers"].to(Z)
+            kept = partition_cost(_nearest(initial.Z.to(Z), initial_centers), nb, k)
+            if kept <= moved:  # the pretrained encoder and the initial centres come back
+                module.load_state_dict({**module.state_dict(), **initial.state})
+                module.eval()
+                Z = initial.Z.to(Z)
+                with torch.no_grad():
+                    module.scale.copy_(total_scatter(Z).clamp_min(1e-12))
+                what = "the encoder and centres were reset to their state before joint training"
+            else:
+                with torch.no_grad():
+                    module.centers.copy_(centers)
+                what = "the centres were reset to the means of the initial clusters"
             warnings.warn(
                 f"Joint training left a worse partition than its initialisation (cost {after:.4f} > "
-                f"{before:.4f}: normalized cut less size entropy on the neighbour graph); the centres were "
-                "reset to the initial clusters. Fewer joint epochs (max_epochs) or a lower lr may help.",
+                f"{before:.4f}: normalized cut less size entropy on the neighbour graph); {what}. "
+                "Fewer joint epochs (max_epochs) or a lower lr may help.",
                 RuntimeWarning, stacklevel=4,
             )
-            centers = centers_from_labels(Z, self.init_labels_, k).to(self.module_.centers)
-            with torch.no_grad():
-                self.module_.centers.copy_(centers)
             self._set_partition(Z)
             self.partition_cost_ = partition_cost(self.labels_, nb, k)
         empty = np.flatnonzero(np.bincount(self.labels_, minlength=k) == 0)
@@ -500,3 +519,24 @@ def _same(a, b):
 _TERM_NAMES = tuple(
     t.name for t in (Reconstruction, NTXent, Clustering, ViewConsistency, NeighborConsistency, ClusterContrast)
 )
+
+
+@dataclasses.dataclass(frozen=True)
+class _InitialState:
+    """The pretrained embedding and the module's state before joint training (for the guard)."""
+
+    Z: torch.Tensor
+    state: dict
+
+
+def _state_on_cpu(module):
+    """A copy of ``module``'s parameters and buffers on the CPU, the projection head left out
+    (it is dropped after the fit)."""
+    return {name: value.detach().to("cpu", copy=True) for name, value in module.state_dict().items()
+            if not name.startswith("head.")}
+
+
+def _nearest(Z, centers):
+    """Index of the nearest centre for each row of ``Z``, as a NumPy array."""
+    with torch.no_grad():
+        return squared_distances(Z, centers).argmin(dim=1).cpu().numpy()

@@ -125,3 +125,30 @@ def test_empty_clusters_at_the_end_are_reported():
         est = DeepFuzzyCMeans(5, hidden_layer_sizes=(8,), pretrain_epochs=2, max_epochs=1, random_state=0).fit(X)
     assert len(np.unique(est.labels_)) <= 3  # five clusters cannot all hold one of three points
     assert any("hold no training sample" in str(w.message) for w in caught)
+
+
+def test_a_spoiled_encoder_is_replaced_by_the_pretrained_one():
+    """The guard weighs the module before joint training too: when joint training wrecks the
+    encoder, the pretrained encoder and the initial centres come back, and predict agrees."""
+    import torch
+    from skorch.callbacks import Callback
+
+    class SpoilEncoder(Callback):
+        """At the end of joint training, maps every sample to nearly the same point."""
+
+        def on_train_end(self, net, **kwargs):
+            if "cluster" in {t.name for t in net.criterion_.terms}:
+                with torch.no_grad():
+                    for weight in net.module_.encoder.parameters():
+                        weight.mul_(1e-3)
+
+    X, _ = make_blobs(150, 5, centers=3, cluster_std=0.5, random_state=2)
+    params = dict(hidden_layer_sizes=(16,), pretrain_epochs=5, max_epochs=2, random_state=0)
+    est = DeepFuzzyCMeans(3, callbacks=[SpoilEncoder()], **params)
+    with pytest.warns(RuntimeWarning, match="encoder and centres were reset to their state before joint"):
+        est.fit(X)
+    pretrained = DeepFuzzyCMeans(3, **{**params, "max_epochs": 0}).fit(X)  # the same pretraining, no joint phase
+    np.testing.assert_array_equal(est.labels_, pretrained.labels_)
+    np.testing.assert_allclose(est.transform(X), pretrained.transform(X), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(est.predict(X), est.labels_)
+    assert adjusted_rand_score(est.init_labels_, est.labels_) > 0.95
