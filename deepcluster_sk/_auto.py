@@ -11,17 +11,11 @@ parameter               ``'auto'``
 ======================  ==========================================================
 ``batch_size``          DEC's 256 from 1,024 rows; below, ``n / 8`` clipped to
                         [32, 256]: at least eight steps per epoch on small data
-``hidden_layer_sizes``  (128, 128, 512) below 2,500 rows, (256, 256, 1024) below
-                        20,000, DEC's (500, 500, 2000) from 20,000. On digits and
-                        USPS (256, 256, 1024)'s initial labels matched DEC's
-                        (digits 0.878 against 0.884, 3 seeds; USPS 0.809 / 0.786
-                        against 0.792, fp32) at a third of the arithmetic (17
-                        against 60 ms a step); on 2,000 rows or fewer
-                        (128, 128, 512) halves the fit time again, with mean ACC
-                        within the seeds' spread (digits 0.866 against 0.880,
-                        USPS 1,000 rows 0.626 against 0.659, MNIST 1,000 rows
-                        0.624 against 0.606, BloodMNIST 500 rows 0.460 against
-                        0.455)
+``hidden_layer_sizes``  (256, 256, 1024) below 20,000 rows, DEC's (500, 500, 2000)
+                        from 20,000: on digits and USPS the narrower network's
+                        initial labels matched DEC's (digits 0.878 against 0.884,
+                        3 seeds; USPS 0.809 / 0.786 against 0.792, fp32) at a
+                        third of the arithmetic (17 against 60 ms a step)
 ``latent_dim``          ``max(10, n_clusters)``: DEC's 10, wider for many clusters
 ``pretrain_epochs``     aims for 5,000 gradient steps, clipped to [20, 200]
                         epochs; stops earlier when the loss plateaus
@@ -45,17 +39,9 @@ AUTO_PARAMETERS = (
 _PRETRAIN_STEPS, _PRETRAIN_EPOCHS = 5000, (20, 200)
 _JOINT_STEPS, _JOINT_EPOCHS = 1500, (5, 100)
 #: From this many rows the network is DEC's (500, 500, 2000): the MNIST
-#: figures were measured with it; below, (256, 256, 1024), and below
-#: ``SMALL_BELOW_ROWS`` (128, 128, 512).
+#: figures were measured with it; below, (256, 256, 1024).
 WIDE_FROM_ROWS = 20_000
-SMALL_BELOW_ROWS = 2_500
-_SMALL, _NARROW, _WIDE = (128, 128, 512), (256, 256, 1024), (500, 500, 2000)
-
-
-def _network_for(n_samples):
-    if n_samples >= WIDE_FROM_ROWS:
-        return _WIDE
-    return _NARROW if n_samples >= SMALL_BELOW_ROWS else _SMALL
+_NARROW, _WIDE = (256, 256, 1024), (500, 500, 2000)
 
 
 def _steps_to_epochs(steps, n_batches, bounds):
@@ -82,7 +68,7 @@ def resolve_auto(params, n_samples, n_clusters):
     >>> p = dict.fromkeys(AUTO_PARAMETERS, "auto")
     >>> r = resolve_auto(p, 1797, 10)
     >>> r["batch_size"], r["hidden_layer_sizes"], r["n_neighbors"], r["init_smoothing"]
-    (256, (128, 128, 512), 10, 64)
+    (256, (256, 256, 1024), 10, 64)
     >>> resolve_auto(p, 70000, 10)["batch_size"], resolve_auto(p, 300, 10)["batch_size"]
     (256, 37)
     """
@@ -93,7 +79,7 @@ def resolve_auto(params, n_samples, n_clusters):
     out = {}
     out["batch_size"] = pick("batch_size", lambda: 256 if n_samples >= 1024 else int(np.clip(n_samples // 8, 32, 256)))
     n_batches = max(1, n_samples // out["batch_size"])
-    out["hidden_layer_sizes"] = tuple(pick("hidden_layer_sizes", lambda: _network_for(n_samples)))
+    out["hidden_layer_sizes"] = tuple(pick("hidden_layer_sizes", lambda: _WIDE if n_samples >= WIDE_FROM_ROWS else _NARROW))
     out["latent_dim"] = pick("latent_dim", lambda: max(10, int(n_clusters)))
     out["pretrain_epochs"] = pick("pretrain_epochs", lambda: _steps_to_epochs(_PRETRAIN_STEPS, n_batches, _PRETRAIN_EPOCHS))
     out["max_epochs"] = pick("max_epochs", lambda: _steps_to_epochs(_JOINT_STEPS, n_batches, _JOINT_EPOCHS))

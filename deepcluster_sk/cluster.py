@@ -26,9 +26,8 @@ _SHARED_PARAMETERS = """\
 
     hidden_layer_sizes : tuple of int or 'auto', default='auto'
         Hidden layers of the ``'mlp'`` encoder (mirrored in the decoder).
-        ``'auto'``: (128, 128, 512) below 2,500 rows, (256, 256, 1024)
-        below 20,000 rows; from 20,000 the DEC / IDEC architecture
-        (500, 500, 2000).
+        ``'auto'``: (256, 256, 1024) below 20,000 rows; from 20,000 the
+        DEC / IDEC architecture (500, 500, 2000).
 
     latent_dim : int or 'auto', default='auto'
         Dimension of the embedding the centres live in. ``'auto'``:

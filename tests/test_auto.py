@@ -27,8 +27,7 @@ def test_auto_values_follow_the_data_size(n, batch, pretrain, joint, k_nn, smoot
     r = resolve_auto(AUTO, n, 10)
     assert (r["batch_size"], r["pretrain_epochs"], r["max_epochs"]) == (batch, pretrain, joint)
     assert (r["n_neighbors"], r["init_smoothing"]) == (k_nn, smoothing)
-    network = (500, 500, 2000) if n >= 20000 else (256, 256, 1024) if n >= 2500 else (128, 128, 512)
-    assert r["hidden_layer_sizes"] == network
+    assert r["hidden_layer_sizes"] == ((500, 500, 2000) if n >= 20000 else (256, 256, 1024))
     assert r["latent_dim"] == 10
     assert resolve_auto(AUTO, n, 40)["latent_dim"] == 40
 
