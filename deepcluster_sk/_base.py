@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch.callbacks import Callback
 from torch import nn
@@ -97,6 +97,9 @@ class DeepEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         "verbose": ["verbose"],
         "projection_dim": [Interval(Integral, 1, None, closed="left")],
     }
+
+    #: The constraint of an ``accelerator`` parameter (estimators that train data-parallel).
+    _accelerator_constraint = [None, StrOptions({"auto"}), HasMethods(["prepare", "backward", "reduce"])]
 
     #: Rows per batch at inference (predict / transform).
     inference_batch_size = 4096

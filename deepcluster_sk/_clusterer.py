@@ -22,14 +22,14 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.base import ClusterMixin
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import DeepEstimatorBase
 from ._auto import resolve_auto
 from ._callbacks import CenterReseeder, ClusterAssignment, Convergence, Plateau
 from ._data import input_scale, iter_chunks, sample_rows, scaled, to_device
-from ._engine import Phase, encode, run_phase
+from ._engine import Phase, encode, run_phase, with_accelerator
 from .augment import seeded_global_rng
 from .graph import nearest_neighbors, partition_cost
 from .initialization import centers_from_labels, graph_init, kmeans_init, run_init
@@ -73,7 +73,7 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         "init_refine": ["boolean"],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "warm_start": ["boolean"],
-        "accelerator": [None, StrOptions({"auto"}), HasMethods(["prepare", "backward", "reduce"])],
+        "accelerator": DeepEstimatorBase._accelerator_constraint,
     }
 
     def __init__(
@@ -163,14 +163,7 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         raise NotImplementedError
 
     def _runtime(self):
-        runtime = super()._runtime()
-        if self.accelerator is None:
-            return runtime
-        accelerator = build_accelerator(runtime.device) if self.accelerator == "auto" else self.accelerator
-        return dataclasses.replace(
-            runtime, device=accelerator.device, accelerator=accelerator,
-            verbose=runtime.verbose if accelerator.is_main_process else 0,
-        )
+        return with_accelerator(super()._runtime(), self.accelerator)
 
     def _warm_starting(self):
         return self.warm_start and hasattr(self, "module_")
@@ -480,30 +473,6 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
         return float(-self._membership_rule().objective(self._distances(self._embed(X))).mean())
-
-
-def build_accelerator(device):
-    """An ``accelerate.Accelerator`` for ``accelerator='auto'``.
-
-    On the CPU when ``device`` is the CPU; DDP with
-    ``find_unused_parameters`` (pretraining leaves the centres out, joint
-    training the projection head); device placement stays the
-    estimator's. Accelerate reads the process group (rank, world size,
-    address) from the launcher's environment; without one it is a single
-    process.
-    """
-    try:
-        from accelerate import Accelerator
-        from accelerate.utils import DistributedDataParallelKwargs
-    except ImportError as exc:
-        raise ImportError(
-            "accelerator='auto' needs Hugging Face Accelerate: pip install \"deepcluster_sk[distributed]\" "
-            "(or: pip install accelerate)."
-        ) from exc
-    return Accelerator(
-        cpu=torch.device(device).type == "cpu", device_placement=False,
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
-    )
 
 
 def _same(a, b):

@@ -17,7 +17,7 @@ by row), :class:`Objective` (the phase's weighted terms, skorch's
 import signal
 import threading
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -71,6 +71,45 @@ class Runtime:
     callbacks: tuple = ()
     verbose: int = 0
     accelerator: object = None
+
+
+def with_accelerator(runtime, accelerator):
+    """``runtime`` trained data-parallel by ``accelerator`` (an estimator's ``accelerator`` parameter).
+
+    None leaves it as it is; ``'auto'`` builds one (:func:`build_accelerator`);
+    an ``accelerate.Accelerator`` is used as given. The device becomes the
+    accelerator's, and only the main process reports progress.
+    """
+    if accelerator is None:
+        return runtime
+    if isinstance(accelerator, str):  # 'auto', the only string the constraints let through
+        accelerator = build_accelerator(runtime.device)
+    return replace(runtime, device=accelerator.device, accelerator=accelerator,
+                   verbose=runtime.verbose if accelerator.is_main_process else 0)
+
+
+def build_accelerator(device):
+    """An ``accelerate.Accelerator`` for ``accelerator='auto'``.
+
+    On the CPU when ``device`` is the CPU; DDP with
+    ``find_unused_parameters`` (a phase may leave parts of the module out:
+    pretraining the centres, joint training the projection head); device
+    placement stays the estimator's. Accelerate reads the process group
+    (rank, world size, address) from the launcher's environment; without
+    one it is a single process.
+    """
+    try:
+        from accelerate import Accelerator
+        from accelerate.utils import DistributedDataParallelKwargs
+    except ImportError as exc:
+        raise ImportError(
+            "accelerator='auto' needs Hugging Face Accelerate: pip install \"deepcluster_sk[distributed]\" "
+            "(or: pip install accelerate)."
+        ) from exc
+    return Accelerator(
+        cpu=torch.device(device).type == "cpu", device_placement=False,
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+    )
 
 
 @dataclass

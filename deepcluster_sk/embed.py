@@ -7,7 +7,7 @@ from torch import nn
 
 from ._base import DeepEstimatorBase
 from ._data import input_scale, scaled, to_device
-from ._engine import Phase, run_phase
+from ._engine import Phase, run_phase, with_accelerator
 from .losses import NTXent
 from .networks import DeepClusterModule
 
@@ -65,6 +65,16 @@ class ContrastiveEmbedder(DeepEstimatorBase):
 
     device : str or torch.device, default='auto'
         ``'auto'`` uses CUDA when available; the device used is ``device_``.
+
+    accelerator : None, 'auto' or accelerate.Accelerator, default=None
+        Data-parallel training (PyTorch DDP through skorch's Accelerate
+        integration; the ``distributed`` extra), as for
+        :class:`DeepFuzzyCMeans`: launched as several processes
+        (``accelerate launch`` or ``torchrun``), each runs the same ``fit``
+        and trains one model, taking its share of every batch. NT-Xent
+        contrasts each process's share: ``batch_size`` pairs split over
+        ``p`` processes give ``2 * batch_size / p - 2`` negatives a view.
+        ``'auto'`` builds an ``Accelerator``; None: one process.
 
     callbacks : list of skorch callbacks, default=None
 
@@ -133,6 +143,7 @@ class ContrastiveEmbedder(DeepEstimatorBase):
         **DeepEstimatorBase._parameter_constraints,
         "encoder": [DeepEstimatorBase._parameter_constraints["encoder"][0], nn.Module],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "accelerator": DeepEstimatorBase._accelerator_constraint,
     }
 
     def __init__(
@@ -150,6 +161,7 @@ class ContrastiveEmbedder(DeepEstimatorBase):
         lr=1e-3,
         precision="fp32",
         device="auto",
+        accelerator=None,
         callbacks=None,
         random_state=None,
         verbose=0,
@@ -166,9 +178,13 @@ class ContrastiveEmbedder(DeepEstimatorBase):
         self.lr = lr
         self.precision = precision
         self.device = device
+        self.accelerator = accelerator
         self.callbacks = callbacks
         self.random_state = random_state
         self.verbose = verbose
+
+    def _runtime(self):
+        return with_accelerator(super()._runtime(), self.accelerator)
 
     def _check_params(self, X):
         super()._check_params(X)

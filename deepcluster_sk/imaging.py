@@ -28,7 +28,7 @@ from torch.nn import functional as F
 
 from ._base import DeepEstimatorBase
 from ._data import iter_chunks, sample_rows, to_device
-from ._engine import Phase, autocast, run_phase
+from ._engine import Phase, autocast, run_phase, with_accelerator
 from .augment import seeded_global_rng
 from .losses import Equivariance, MeasurementConsistency, Recorrupted
 from .operators import BaseOperator, FlowModulation, IdentityOperator, as_operator
@@ -389,6 +389,14 @@ class SignalToImage(DeepEstimatorBase):
 
     device : str or torch.device, default='auto'
 
+    accelerator : None, 'auto' or accelerate.Accelerator, default=None
+        Data-parallel training (PyTorch DDP through skorch's Accelerate
+        integration; the ``distributed`` extra), as for
+        :class:`DeepFuzzyCMeans`: launched as several processes
+        (``accelerate launch`` or ``torchrun``), each runs the same ``fit``,
+        takes its share of every batch, and all train one network.
+        ``'auto'`` builds an ``Accelerator``; None: one process.
+
     callbacks : list of skorch callbacks, default=None
 
     random_state : int, RandomState instance or None, default=None
@@ -470,6 +478,7 @@ class SignalToImage(DeepEstimatorBase):
         "lr": [Interval(Real, 0, None, closed="neither")],
         "precision": [StrOptions({"auto", "fp32", "bf16"})],
         "device": [str, torch.device],
+        "accelerator": DeepEstimatorBase._accelerator_constraint,
         "callbacks": [list, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -495,6 +504,7 @@ class SignalToImage(DeepEstimatorBase):
         lr=1e-3,
         precision="fp32",
         device="auto",
+        accelerator=None,
         callbacks=None,
         random_state=None,
         verbose=0,
@@ -516,9 +526,13 @@ class SignalToImage(DeepEstimatorBase):
         self.lr = lr
         self.precision = precision
         self.device = device
+        self.accelerator = accelerator
         self.callbacks = callbacks
         self.random_state = random_state
         self.verbose = verbose
+
+    def _runtime(self):
+        return with_accelerator(super()._runtime(), self.accelerator)
 
     # -- validation -------------------------------------------------------
     def _operator(self, n_features=None):

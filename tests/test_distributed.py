@@ -17,7 +17,7 @@ import pytest
 from sklearn.datasets import load_digits
 from sklearn.metrics import adjusted_rand_score
 
-from deepcluster_sk import DeepFuzzyCMeans
+from deepcluster_sk import ContrastiveEmbedder, DeepFuzzyCMeans, SignalToImage
 from deepcluster_sk.metrics import cluster_accuracy
 
 pytest.importorskip("accelerate")
@@ -30,13 +30,24 @@ SCRIPT = textwrap.dedent("""
     import numpy as np, torch
     torch.set_num_threads(1)
     from sklearn.datasets import load_digits
-    from deepcluster_sk import DeepFuzzyCMeans
+    from deepcluster_sk import ContrastiveEmbedder, DeepFuzzyCMeans, SignalToImage
     X = (load_digits().data / 16.0).astype(np.float32)
     est = DeepFuzzyCMeans(10, accelerator="auto", **{params!r}).fit(X)
     assert est.resolved_params_["batch_size"] == {batch}
     np.save(os.path.join(sys.argv[1], "labels_%s.npy" % os.environ["RANK"]), est.labels_)
     np.save(os.path.join(sys.argv[1], "proba_%s.npy" % os.environ["RANK"]), est.predict_proba(X[:50]))
+    emb = ContrastiveEmbedder(accelerator="auto", **{embedder!r}).fit(X[:512])
+    np.save(os.path.join(sys.argv[1], "embedding_%s.npy" % os.environ["RANK"]), emb.transform(X[:50]))
+    from deepcluster_sk.operators import FlowModulation
+    op = FlowModulation(image_shape=(8, 8), compression_ratio=0.5, random_state=0)
+    s2i = SignalToImage(op, (8, 8), accelerator="auto", **{imager!r}).fit(op.forward(X[:256]))
+    np.save(os.path.join(sys.argv[1], "images_%s.npy" % os.environ["RANK"]), s2i.transform(op.forward(X[:20])))
 """)
+
+IMAGER = dict(channels=4, max_epochs=2, batch_size=32, device="cpu", random_state=0)
+
+EMBEDDER = dict(image_shape=(1, 8, 8), hidden_layer_sizes=(64,), latent_dim=8, batch_size=128, max_epochs=3,
+                device="cpu", random_state=0)
 
 
 def _free_port():
@@ -59,9 +70,17 @@ def test_one_process_with_an_accelerator_equals_no_accelerator():
     assert [r["train_loss"] for r in plain.history_] == pytest.approx([r["train_loss"] for r in accelerated.history_])
 
 
+def test_one_process_embedder_with_an_accelerator_equals_no_accelerator():
+    X = _digits()[:256]
+    plain = ContrastiveEmbedder(**EMBEDDER).fit(X)
+    accelerated = ContrastiveEmbedder(accelerator="auto", **EMBEDDER).fit(X)
+    np.testing.assert_allclose(plain.transform(X), accelerated.transform(X), atol=1e-6)
+    assert [r["train_loss"] for r in plain.history_] == pytest.approx([r["train_loss"] for r in accelerated.history_])
+
+
 def test_two_processes_train_one_model_as_good_as_one_process(tmp_path):
     script = tmp_path / "fit.py"
-    script.write_text(SCRIPT.format(params=PARAMS, batch=PARAMS["batch_size"]))
+    script.write_text(SCRIPT.format(params=PARAMS, batch=PARAMS["batch_size"], embedder=EMBEDDER, imager=IMAGER))
     env = dict(os.environ, WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()),
                OMP_NUM_THREADS="1")
     procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path)],
@@ -75,6 +94,13 @@ def test_two_processes_train_one_model_as_good_as_one_process(tmp_path):
     labels = [np.load(tmp_path / f"labels_{r}.npy") for r in range(2)]
     np.testing.assert_array_equal(labels[0], labels[1])  # one model, not two
     np.testing.assert_allclose(np.load(tmp_path / "proba_0.npy"), np.load(tmp_path / "proba_1.npy"), atol=1e-6)
+    # the contrastive embedder too: one encoder, and it was trained (not the initial weights)
+    embedding = [np.load(tmp_path / f"embedding_{r}.npy") for r in range(2)]
+    np.testing.assert_allclose(embedding[0], embedding[1], atol=1e-6)
+    untrained = ContrastiveEmbedder(**dict(EMBEDDER, max_epochs=1, lr=1e-12)).fit(_digits()[:512])
+    assert np.abs(embedding[0] - untrained.transform(_digits()[:50])).max() > 1e-3
+    # and SignalToImage: one network on both processes
+    np.testing.assert_allclose(np.load(tmp_path / "images_0.npy"), np.load(tmp_path / "images_1.npy"), atol=1e-5)
     # as good as one process: the gradients are the same averages, but summed in another order, and
     # the graph initialisation amplifies such differences (ARI between the two fits about 0.9)
     y = load_digits().target
@@ -83,6 +109,19 @@ def test_two_processes_train_one_model_as_good_as_one_process(tmp_path):
     assert adjusted_rand_score(single.labels_, labels[0]) >= 0.8
 
 
-def test_accelerator_is_validated():
+def test_one_process_signal_to_image_with_an_accelerator_equals_no_accelerator():
+    from deepcluster_sk.operators import FlowModulation
+
+    op = FlowModulation(image_shape=(8, 8), compression_ratio=0.5, random_state=0)
+    S = op.forward(_digits()[:128])
+    plain = SignalToImage(op, (8, 8), **IMAGER).fit(S)
+    accelerated = SignalToImage(op, (8, 8), accelerator="auto", **IMAGER).fit(S)
+    np.testing.assert_allclose(plain.transform(S), accelerated.transform(S), atol=1e-5)
+    assert [r["train_loss"] for r in plain.history_] == pytest.approx([r["train_loss"] for r in accelerated.history_])
+
+
+@pytest.mark.parametrize("estimator", [DeepFuzzyCMeans(2, accelerator="ddp"), ContrastiveEmbedder(accelerator="ddp"),
+                                       SignalToImage(accelerator="ddp")])
+def test_accelerator_is_validated(estimator):
     with pytest.raises((ValueError, TypeError), match="accelerator"):
-        DeepFuzzyCMeans(2, accelerator="ddp").fit(_digits()[:20])
+        estimator.fit(_digits()[:20])
