@@ -347,8 +347,7 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         self.n_latent_ = module.centers.shape[1]
         self.pretrain_epochs_ = sum(row["phase"] == "pretrain" for row in history)
         Z = encode(module.encoder, rows, device=runtime.device, batch_size=self.inference_batch_size)
-        with torch.no_grad():
-            module.scale.copy_(total_scatter(Z).clamp_min(1e-12))
+        _set_scale(module, Z)
         self._set_partition(Z)
         return Z
 
@@ -381,14 +380,12 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
             module = self.module_
             centers = centers_from_labels(Z, self.init_labels_, k).to(module.centers)
             moved = partition_cost(_nearest(Z, centers), nb, k)
-            initial_centers = initial.state["centers"].to(Z)
-            kept = partition_cost(_nearest(initial.Z.to(Z), initial_centers), nb, k)
+            Z0 = initial.Z.to(Z)
+            kept = partition_cost(_nearest(Z0, initial.state["centers"].to(Z)), nb, k)
             if kept <= moved:  # the pretrained encoder and the initial centres come back
                 module.load_state_dict({**module.state_dict(), **initial.state})
-                module.eval()
-                Z = initial.Z.to(Z)
-                with torch.no_grad():
-                    module.scale.copy_(total_scatter(Z).clamp_min(1e-12))
+                Z = Z0
+                _set_scale(module, Z)
                 what = "the encoder and centres were reset to their state before joint training"
             else:
                 with torch.no_grad():
@@ -503,6 +500,12 @@ def _state_on_cpu(module):
     (it is dropped after the fit)."""
     return {name: value.detach().to("cpu", copy=True) for name, value in module.state_dict().items()
             if not name.startswith("head.")}
+
+
+def _set_scale(module, Z):
+    """The module's distance unit: the total scatter of its training embedding ``Z``."""
+    with torch.no_grad():
+        module.scale.copy_(total_scatter(Z).clamp_min(1e-12))
 
 
 def _nearest(Z, centers):

@@ -313,9 +313,7 @@ def plot_membership_uncertainty(estimator, X, *, kind="both", bins=20, ax=None):
     if kind in ("max", "both"):
         ax.hist(U.max(axis=1), bins=edges, alpha=0.6, color="tab:blue", label="largest membership")
     if kind in ("entropy", "both"):
-        from scipy.special import xlogy
-
-        entropy = -xlogy(U, U).sum(axis=1) / np.log(c) if c > 1 else np.zeros(len(U))
+        entropy = _membership_entropy(U) / np.log(c) if c > 1 else np.zeros(len(U))
         ax.hist(
             np.clip(entropy, 0.0, 1.0), bins=edges, alpha=0.6, color="tab:orange",
             label="normalised entropy",
@@ -438,6 +436,13 @@ def plot_training_history(estimator, *, ax=None):
     return ax
 
 
+def _membership_entropy(U):
+    """Entropy (nats) of each row of a membership matrix, ``0 log 0 = 0``."""
+    from scipy.special import xlogy
+
+    return -xlogy(U, U).sum(axis=1)
+
+
 def _image_shape(estimator, X, image_shape):
     if image_shape is None:
         image_shape = getattr(estimator, "image_shape", None)
@@ -535,7 +540,7 @@ def plot_cluster_exemplars(estimator, X, image_shape=None, n_per_cluster=8, *, o
             return D[members, j]
     else:
         U = np.asarray(estimator.predict_proba(X), dtype=np.float64)
-        entropy = -(U * np.log(np.clip(U, np.finfo(np.float64).tiny, None))).sum(axis=1)
+        entropy = _membership_entropy(U)
 
         def sort_key(members, j):  # most uncertain first
             return -entropy[members]
