@@ -19,6 +19,10 @@ input), the supervised one the same regularised pseudo-inverse as input.
 Each (ratio, noise) runs with 3 seeds (mask, noise,
 weights); PSNR / SSIM are mean +- std over the test cells and seeds.
 
+``--device cuda`` runs the operator, the iterative solvers (back-projection
+and FISTA-TV) and both networks on the GPU (the pseudo-inverse and Tikhonov
+rows stay NumPy / CPU); rows record the device.
+
 Writes one JSON line per (method, ratio, SNR, seed) to
 ``benchmarks/results/signal_to_image.jsonl`` and prints a markdown table::
 
@@ -78,12 +82,12 @@ def regularised_pinv(op, reg):
     return torch.linalg.solve(G, A).T.float()
 
 
-def train_supervised(op, S, X, *, channels, epochs, batch_size, lr, seed, reg):
+def train_supervised(op, S, X, *, channels, epochs, batch_size, lr, seed, reg, device="cpu"):
     """The same network on the same first image as SignalToImage, trained on (signal, image) pairs (MSE)."""
     torch.manual_seed(seed)
-    net = ResidualUNet(channels, 2)
-    P = regularised_pinv(op, reg)
-    S_t, X_t = torch.from_numpy(S), torch.from_numpy(X)
+    net = ResidualUNet(channels, 2).to(device)
+    P = regularised_pinv(op, reg).to(device)
+    S_t, X_t = torch.from_numpy(S).to(device), torch.from_numpy(X).to(device)
     x0 = S_t @ P.T
     mu, sd = float(x0.mean()), float(x0.std())
     opt = torch.optim.Adam(net.parameters(), lr=lr)
@@ -96,7 +100,7 @@ def train_supervised(op, S, X, *, channels, epochs, batch_size, lr, seed, reg):
         return mu + sd * net(z).reshape(len(s), -1)
 
     for _ in range(epochs):
-        for idx in torch.tensor_split(torch.randperm(len(S), generator=g), n_batches):
+        for idx in torch.tensor_split(torch.randperm(len(S), generator=g).to(device), n_batches):
             loss = ((predict(S_t[idx]) - X_t[idx]) ** 2).mean()
             opt.zero_grad()
             loss.backward()
@@ -106,7 +110,7 @@ def train_supervised(op, S, X, *, channels, epochs, batch_size, lr, seed, reg):
 
     def infer(s):
         with torch.inference_mode():
-            return predict(torch.from_numpy(s)).numpy()
+            return predict(torch.from_numpy(s).to(device)).cpu().numpy()
 
     return infer
 
@@ -127,6 +131,8 @@ def main():
     ap.add_argument("--fista-iter", type=int, default=150)
     ap.add_argument("--out", default=str(ROOT / "results" / "signal_to_image.jsonl"))
     ap.add_argument("--methods", nargs="+", default=None)
+    ap.add_argument("--device", default="cpu",
+                    help="where the operator, the iterative solvers and the networks run (e.g. cuda)")
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
 
@@ -143,7 +149,8 @@ def main():
         for seed in args.seeds:  # seeds outermost: an interrupted run still covers every setting
             for ratio in args.ratios:
                 for snr in args.snrs:
-                    op = FlowModulation(image_shape=SHAPE, compression_ratio=ratio, fill=0.3, random_state=seed)
+                    op = FlowModulation(image_shape=SHAPE, compression_ratio=ratio, fill=0.3,
+                                        random_state=seed).to(args.device)
                     rng = np.random.RandomState(1000 + seed)
                     sigma = float(np.sqrt((op.forward(X_tr) ** 2).mean())) * 10 ** (-snr / 20)
 
@@ -159,7 +166,8 @@ def main():
                         row = dict(method=method, ratio=ratio, snr_db=snr, seed=seed, n_train=args.n_train,
                                    n_test=len(X_te), psnr=float(p.mean()), psnr_std=float(p.std()),
                                    ssim=float(q.mean()), ssim_std=float(q.std()), train_s=round(train_s, 2),
-                                   infer_ms=round(1000 * infer_s / len(X_te), 4), **extra)
+                                   infer_ms=round(1000 * infer_s / len(X_te), 4), device=str(args.device),
+                                   **extra)
                         fh.write(json.dumps(row) + "\n")
                         fh.flush()
                         rows.append(row)
@@ -179,7 +187,7 @@ def main():
                         Xh, t = timed(bp, S_te)
                         record("back_projection", Xh, infer_s=t)
                     if want("pseudo_inverse"):
-                        P = pinv_matrix(op, rcond=1e-3).numpy()
+                        P = pinv_matrix(op, rcond=1e-3).cpu().numpy()
                         Xh, t = timed(lambda S: S @ P.T, S_te)
                         record("pseudo_inverse", Xh, infer_s=t)
                     if want("tikhonov"):
@@ -202,7 +210,7 @@ def main():
                                       bounds=(0, 1), lipschitz=lip)
                         record("fista_tv", Xh, infer_s=t, weight=tuned[key], n_iter=args.fista_iter)
                     common = dict(channels=args.channels, max_epochs=args.epochs, batch_size=args.batch_size,
-                                  lr=args.lr, device="cpu", random_state=seed, rcond=1e-3,
+                                  lr=args.lr, device=args.device, random_state=seed, rcond=1e-3,
                                   noise_std=sigma)  # the detector's noise level is known
                     for method, kw in (("s2i_consistency_only", dict(equivariance_weight=0.0)),
                                        ("s2i_equivariant", dict(equivariance_weight=1.0))):
@@ -214,7 +222,8 @@ def main():
                     if want("supervised"):
                         infer, t_fit = timed(train_supervised, op, S_tr, X_tr, channels=args.channels,
                                              epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                             seed=seed, reg=sigma**2 / float(S_tr.var(0).mean()))
+                                             seed=seed, reg=sigma**2 / float(S_tr.var(0).mean()),
+                                             device=args.device)
                         Xh, t = timed(infer, S_te)
                         record("supervised", Xh, train_s=t_fit, infer_s=t, epochs=args.epochs,
                                channels=args.channels)
