@@ -9,8 +9,8 @@ half as many values as the image has pixels, so ``A`` has a null space:
 linear reconstruction (the pseudo-inverse) cannot recover it.
 
 :class:`~deepcluster_sk.SignalToImage` is trained on signals only, with
-measurement consistency plus equivariance to rotations, flips and shifts
-across the flow. We compare it with the pseudo-inverse and with FISTA-TV
+measurement consistency plus equivariance to rotations by 90 degrees and
+flips. We compare it with the pseudo-inverse and with FISTA-TV
 (:func:`~deepcluster_sk.reconstruction.fista_tv`, its weight tuned on
 ground-truth images, which the network never sees) on synthetic cells,
 small enough to train in seconds on a CPU.

@@ -57,6 +57,19 @@ def test_consistency_alone_cannot_fill_the_null_space(cells):
     assert psnr(equivariant.transform(S_test), X_test) > psnr(X_mc, X_test) + 1.0
 
 
+def test_equivariance_target_is_a_constant(cells):
+    """Stop-gradient: T_g f(s) is a target; the gradient flows through f(A T_g f(s)) only."""
+    op, _, S, _, _ = cells
+    module = _tiny(op, max_epochs=1).fit(S[:64]).module_
+    module.generator = torch.Generator().manual_seed(0)
+    out = module(torch.from_numpy(S[:8]), needs=frozenset({"equivariant"}))
+    assert not out["transformed"].requires_grad
+    assert out["re_reconstructed"].requires_grad
+    term = Equivariance()(out)
+    term.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.net.parameters())
+
+
 def test_noisy_signals_train_with_recorruption(cells):
     op, _, S, _, _ = cells
     sigma = 0.05 * float(np.sqrt((S**2).mean()))

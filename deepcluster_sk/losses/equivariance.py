@@ -22,7 +22,7 @@ def equivariance_loss(transformed, re_reconstructed):
 class Equivariance(ScaledTerm):
     """Equivariant imaging (Chen, Tachella and Davies, 2021), in units of the image variance.
 
-    ``L = mean_b ||T_g x_b - f(A T_g x_b)||^2 / (n_pixels v)``,  ``x_b = f(s_b)``
+    ``L = mean_b ||T_g x_b - f(A T_g x_b)||^2 / (n_pixels v)``,  ``x_b = sg[f(s_b)]``
 
     with ``T_g`` a random transform of a group under which the set of
     images is invariant (rotations, flips, shifts across the flow), ``f`` the
@@ -30,8 +30,11 @@ class Equivariance(ScaledTerm):
     images are invariant to ``T_g`` but ``A`` is not equivariant to it,
     ``A T_g`` sees the image through a different operator: the null space
     of ``A`` becomes visible, which measurement consistency alone cannot
-    reach. A group whose action ``A`` commutes with (``A T_g = S_g A``, e.g.
-    a shift along the flow axis of :class:`~deepcluster_sk.operators.FlowModulation`,
+    reach. ``sg`` (stop-gradient: the model detaches ``x_b`` before
+    transforming it) makes ``T_g x_b`` a target: the term trains ``f`` to
+    invert ``A T_g`` and cannot make ``x_b`` easier to re-reconstruct. A
+    group whose action ``A`` commutes with (``A T_g = S_g A``, e.g. a shift
+    along the flow axis of :class:`~deepcluster_sk.operators.FlowModulation`,
     which only delays the signal) adds nothing.
 
     Reads ``out['transformed']`` (``T_g x``) and ``out['re_reconstructed']``
