@@ -315,7 +315,8 @@ class SignalToImage(DeepEstimatorBase):
     measurement consistency (``A f(s) = s``; recorrupted-to-recorrupted when
     ``noise_std`` is given) plus equivariant imaging (``f(A T_g f(s)) =
     T_g f(s)`` for random rotations by 90 degrees and flips ``T_g``), which
-    recovers the part of each image that ``A`` does not see. After training, one forward pass replaces an iterative reconstruction.
+    recovers the part of each image that ``A`` does not see. After
+    training, one forward pass replaces an iterative reconstruction.
 
     Parameters
     ----------
