@@ -28,7 +28,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._base import DeepEstimatorBase
 from ._auto import resolve_auto
 from ._callbacks import CenterReseeder, ClusterAssignment, Convergence, Plateau
-from ._data import input_scale, iter_chunks, sample_rows, scaled, to_device
+from ._data import input_scale, map_chunks, sample_rows, scaled, to_device
 from ._engine import Phase, encode, run_phase, with_accelerator
 from .augment import seeded_global_rng
 from .graph import nearest_neighbors, partition_cost
@@ -418,9 +418,8 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         Only one chunk's embedding and distances exist at a time, so memory
         stays proportional to the output (e.g. on a large memory map).
         """
-        out = [fn(self._distances(self._embed(chunk))).cpu().numpy()
-               for chunk in iter_chunks(X, self.inference_batch_size)]
-        return np.concatenate(out)
+        return map_chunks(lambda chunk: fn(self._distances(self._embed(chunk))), X,
+                          self.inference_batch_size).cpu().numpy()
 
     def predict(self, X):
         """Index of the nearest centre in the embedding (highest membership).

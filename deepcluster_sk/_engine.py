@@ -27,7 +27,7 @@ from skorch.dataset import unpack_data
 from skorch.hf import AccelerateMixin  # imports Accelerate only when a net uses it
 
 from ._callbacks import EpochProgress, StateSnapshot, StopTraining, unwrap
-from ._data import iter_chunks, take
+from ._data import map_chunks, take
 from .augment import draw_views
 from .losses import weighted_sum
 
@@ -174,14 +174,12 @@ def encode(encoder, rows, *, device, batch_size=4096, amp_dtype=None):
     """
     was_training = encoder.training
     encoder.eval()
-    out = []
     try:
         with torch.inference_mode(), autocast(device, amp_dtype):
-            for chunk in iter_chunks(rows, batch_size):
-                out.append(encoder(chunk.to(device, non_blocking=True)).float())
+            return map_chunks(lambda chunk: encoder(chunk.to(device, non_blocking=True)).float(), rows,
+                              batch_size)
     finally:
         encoder.train(was_training)
-    return torch.cat(out) if out else torch.empty(0)
 
 
 class RowBatches:

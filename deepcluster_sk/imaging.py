@@ -27,7 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._base import DeepEstimatorBase
-from ._data import iter_chunks, sample_rows, to_device
+from ._data import iter_chunks, map_chunks, sample_rows, to_device
 from ._engine import Phase, autocast, run_phase, with_accelerator
 from .augment import seeded_global_rng
 from .losses import Equivariance, MeasurementConsistency, Recorrupted
@@ -671,11 +671,9 @@ class SignalToImage(DeepEstimatorBase):
 
     # -- inference --------------------------------------------------------
     def _reconstruct(self, S):
-        out = []
         with torch.inference_mode(), autocast(self.device_, self.amp_dtype_):
-            for chunk in iter_chunks(S, self.inference_batch_size):
-                out.append(self.module_.reconstruct(chunk.to(self.device_)).float())
-        return torch.cat(out) if out else torch.empty(0, self.n_pixels_)
+            return map_chunks(lambda chunk: self.module_.reconstruct(chunk.to(self.device_)).float(), S,
+                              self.inference_batch_size)
 
     def transform(self, X):
         """Reconstruct images from signals.

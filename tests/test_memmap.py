@@ -85,3 +85,23 @@ def test_fit_on_memmap(kind, memmap_file):
     assert_usable(est, np.asarray(mm))
     if kind != "emb":
         np.testing.assert_array_equal(est.predict(np.asarray(mm)), est.labels_)
+
+
+def test_map_chunks_fills_one_output_in_order(memmap_file):
+    """``map_chunks`` equals concatenating the per-chunk results, for a memory map and a tensor."""
+    import torch
+
+    mm = np.load(memmap_file, mmap_mode="r")
+    rows = data_module.MappedRows(mm)
+    calls = []
+
+    def fn(chunk):
+        calls.append(len(chunk))
+        return chunk[:, :2] * 2
+
+    out = data_module.map_chunks(fn, rows, 32)
+    assert calls == [32, 32, 32, 4]
+    np.testing.assert_array_equal(out.numpy(), np.asarray(mm)[:, :2] * 2)
+    tensor_out = data_module.map_chunks(lambda c: c.sum(1).long(), torch.from_numpy(np.asarray(mm).copy()), 7)
+    assert tensor_out.dtype == torch.long and tensor_out.shape == (100,)
+    assert data_module.map_chunks(fn, torch.empty(0, D), 8).numel() == 0
