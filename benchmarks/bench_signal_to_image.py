@@ -78,7 +78,7 @@ def regularised_pinv(op, reg):
     """``A^T (A A^T + reg * mean_eig I)^{-1}``: SignalToImage's first image for noisy signals."""
     A = op.matrix().double()
     G = A @ A.T
-    G = G + reg * (torch.trace(G) / len(G)) * torch.eye(len(G), dtype=G.dtype)
+    G = G + reg * (torch.trace(G) / len(G)) * torch.eye(len(G), dtype=G.dtype, device=G.device)
     return torch.linalg.solve(G, A).T.float()
 
 

@@ -161,10 +161,7 @@ def to_device(rows, device, chunk_size=4096):
         return rows
     if isinstance(rows, torch.Tensor):
         return rows.to(device)
-    out = torch.empty(rows.shape, dtype=torch.float32, device=device)
-    for start, chunk in zip(range(0, len(rows), chunk_size), iter_chunks(rows, chunk_size)):
-        out[start : start + len(chunk)].copy_(chunk)
-    return out
+    return map_chunks(lambda chunk: chunk.to(device), rows, chunk_size)
 
 
 def sample_rows(rows, max_rows):
