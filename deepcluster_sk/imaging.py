@@ -736,13 +736,21 @@ class SignalToImage(DeepEstimatorBase):
         """
         check_is_fitted(self)
         S = self._validate_X(X, reset=False)
-        s = torch.cat(list(iter_chunks(S, self.inference_batch_size)))  # arrays and memory maps alike
-        x = self._reconstruct(S)
+        # two passes over chunks (arrays and memory maps alike), sums in float64:
+        # the signals are never held in memory at once
         with torch.inference_mode():
-            s = s.to(self.device_).float()
-            residual = ((self.operator_(x) - s) ** 2).sum()
-            spread = ((s - s.mean(0)) ** 2).sum().clamp_min(torch.finfo(torch.float32).tiny)
-        return float(-residual / spread)
+            total = torch.zeros(S.shape[1], dtype=torch.float64, device=self.device_)
+            for chunk in iter_chunks(S, self.inference_batch_size):
+                total += chunk.to(self.device_).double().sum(0)
+            mean = total / len(S)
+            residual = spread = torch.zeros((), dtype=torch.float64, device=self.device_)
+            for chunk in iter_chunks(S, self.inference_batch_size):
+                s = chunk.to(self.device_).float()
+                with autocast(self.device_, self.amp_dtype_):
+                    x = self.module_.reconstruct(s).float()
+                residual = residual + ((self.operator_(x) - s).double() ** 2).sum()
+                spread = spread + ((s.double() - mean) ** 2).sum()
+        return float(-residual / spread.clamp_min(torch.finfo(torch.float64).tiny))
 
     @property
     def _n_features_out(self):

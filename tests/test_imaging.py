@@ -90,6 +90,18 @@ def test_transform_inverse_transform_score(cells):
     assert model.get_feature_names_out().shape == (144,)
 
 
+def test_score_is_the_relative_residual_whatever_the_chunk_size(cells):
+    """score streams the signals in chunks; it equals the formula on the whole array."""
+    op, _, S, _, S_test = cells
+    model = _tiny(op, max_epochs=1).fit(S[:128])
+    s = np.asarray(S_test, dtype=np.float64)
+    residual = ((model.inverse_transform(model.transform(S_test)) - s) ** 2).sum()
+    expected = -residual / ((s - s.mean(0)) ** 2).sum()
+    assert model.score(S_test) == pytest.approx(expected, rel=1e-4)
+    model.inference_batch_size = 7  # chunks of 7 rows, the last one shorter
+    assert model.score(S_test) == pytest.approx(expected, rel=1e-4)
+
+
 def test_memory_mapped_signals_give_the_same_outputs(cells, tmp_path):
     op, _, S, _, S_test = cells
     model = _tiny(op, max_epochs=1).fit(S[:128])
