@@ -212,9 +212,9 @@ class DeepEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
                 f"per image, but X has {n_features} features."
             )
 
-    def _build_augment(self, X):
-        """The ``augment`` parameter as a callable (or None), checked on two rows of ``X``."""
-        augment = build_augment(self.augment, self.image_shape)
+    def _build_augment(self, X, augment):
+        """``augment`` (the parameter or its resolved value) as a callable or None, checked on two rows of ``X``."""
+        augment = build_augment(augment, self.image_shape)
         check_augment(augment, as_rows(X))
         return augment
 

@@ -30,7 +30,7 @@ from ._auto import resolve_auto
 from ._callbacks import CenterReseeder, ClusterAssignment, Convergence, Plateau
 from ._data import input_scale, map_chunks, sample_rows, scaled, to_device
 from ._engine import Phase, encode, run_phase, with_accelerator
-from .augment import seeded_global_rng
+from .augment import resolve_augment, seeded_global_rng
 from .graph import nearest_neighbors, partition_cost
 from .initialization import centers_from_labels, graph_init, kmeans_init, run_init
 from .losses import (
@@ -85,7 +85,7 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         latent_dim="auto",
         image_shape=None,
         pretrain="reconstruction",
-        augment=None,
+        augment="auto",
         pretrain_epochs="auto",
         max_epochs="auto",
         batch_size="auto",
@@ -187,6 +187,10 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         """Whether a contrastive term (and so a projection head) is trained."""
         return self.pretrain != "reconstruction" or self.contrastive_weight > 0
 
+    def _contrasts_views(self):
+        """Whether any term compares two views (and so wants strong ones)."""
+        return self._uses_views() or self.cluster_contrast_weight > 0
+
     # -- the fit ------------------------------------------------------------
     def _fit(self, X, runtime):
         warm = self._warm_starting()
@@ -195,7 +199,8 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         sample = sample_rows(X, 10000)  # read once: the input's scale and the reconstruction's unit
         self.input_scale_ = self.input_scale_ if warm else input_scale(sample)
         rows = scaled(to_device(X, runtime.device), 1.0 / self.input_scale_)
-        augment = self._build_augment(X)
+        p["augment"] = resolve_augment(self.augment, self.image_shape, contrastive=self._contrasts_views())
+        augment = self._build_augment(X, p["augment"])
         # the unit of the reconstruction term: the scaled data's mean feature variance
         recon_scale = max(float((sample * (1.0 / self.input_scale_)).var(dim=0).mean()), 1e-8)
         if warm:

@@ -21,7 +21,10 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-__all__ = ["ImageAugment", "TabularAugment", "build_augment", "check_augment", "draw_views", "seeded_global_rng"]
+__all__ = [
+    "ImageAugment", "TabularAugment", "build_augment", "check_augment", "draw_views", "resolve_augment",
+    "seeded_global_rng",
+]
 
 #: Serialises the code that must draw from torch's global generator (kornia's
 #: parameter sampling, weight initialisation), so concurrent fits in threads
@@ -209,6 +212,44 @@ class TabularAugment(nn.Module):
         return out
 
 
+def resolve_augment(augment, image_shape, *, contrastive=True):
+    """The preset name ``'auto'`` stands for (other values are returned as they are).
+
+    Parameters
+    ----------
+    augment : {'auto', 'image', 'affine', 'rgb', 'microscopy', 'tabular'}, callable or None
+    image_shape : tuple of int or None
+    contrastive : bool, default=True
+        Whether contrastive terms will compare two views. Contrast needs
+        strong views of any data: ``'microscopy'`` for 3-channel images,
+        ``'image'`` for other images, ``'tabular'`` (SCARF) for rows.
+        Without contrast the views only train the autoencoder to
+        reconstruct, as DEC-DA does: ``'microscopy'`` for 3-channel images,
+        the mild ``'affine'`` for other images, and no views for tabular
+        rows.
+
+    Returns
+    -------
+    str, callable or None
+
+    Examples
+    --------
+    >>> resolve_augment("auto", (1, 16, 16), contrastive=False)
+    'affine'
+    >>> resolve_augment("auto", (1, 16, 16)), resolve_augment("auto", (3, 28, 28))
+    ('image', 'microscopy')
+    >>> resolve_augment("auto", None, contrastive=False) is None
+    True
+    """
+    if not (isinstance(augment, str) and augment == "auto"):
+        return augment
+    if image_shape is None:
+        return "tabular" if contrastive else None
+    if image_shape[0] == 3:
+        return "microscopy"
+    return "image" if contrastive else "affine"
+
+
 def build_augment(augment, image_shape):
     """Resolve an estimator's ``augment`` parameter to a callable or None.
 
@@ -227,13 +268,9 @@ def build_augment(augment, image_shape):
     -------
     callable or None
     """
+    augment = resolve_augment(augment, image_shape)
     if augment is None or callable(augment):
         return augment
-    if augment == "auto":
-        if image_shape is None:
-            augment = "tabular"
-        else:
-            augment = "microscopy" if image_shape[0] == 3 else "image"
     if augment == "tabular":
         return TabularAugment()
     if augment in ("image", "affine", "rgb", "microscopy"):

@@ -197,7 +197,7 @@ class ContrastiveEmbedder(DeepEstimatorBase):
         phase = Phase(
             "contrastive", [NTXent(temperature=self.temperature)], max_epochs=self.max_epochs,
             lr=self.lr, batch_size=self.batch_size, schedule="cosine",
-            augment=self._build_augment(X), on_interrupt="keep",
+            augment=self._build_augment(X, self.augment), on_interrupt="keep",
         )
         self.input_scale_ = input_scale(X)  # as the clusterers: c * X embeds like X
         rows = scaled(to_device(X, runtime.device), 1.0 / self.input_scale_)

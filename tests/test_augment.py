@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from deepcluster_sk import DeepFuzzyCMeans
-from deepcluster_sk.augment import ImageAugment, TabularAugment, build_augment, draw_views
+from deepcluster_sk import DeepMEC
+from deepcluster_sk.augment import ImageAugment, TabularAugment, build_augment, draw_views, resolve_augment
 
 
 def test_affine_preset_keeps_shape_and_moves_pixels():
@@ -33,6 +34,32 @@ def test_image_presets_need_image_shape(augment):
 )
 def test_build_augment_resolves_names(augment, image_shape, expected):
     assert isinstance(build_augment(augment, image_shape), expected)
+
+
+@pytest.mark.parametrize(
+    "image_shape, contrastive, expected",
+    [((1, 8, 8), False, "affine"), ((1, 8, 8), True, "image"), ((3, 8, 8), False, "microscopy"),
+     ((3, 8, 8), True, "microscopy"), (None, False, None), (None, True, "tabular")],
+)
+def test_resolve_augment_auto(image_shape, contrastive, expected):
+    assert resolve_augment("auto", image_shape, contrastive=contrastive) == expected
+    # explicit values, None included, are never replaced
+    assert resolve_augment(None, image_shape, contrastive=contrastive) is None
+    assert resolve_augment("tabular", image_shape, contrastive=contrastive) == "tabular"
+
+
+@pytest.mark.parametrize(
+    "params, image_shape, expected",
+    [({}, (1, 4, 4), "affine"), ({}, None, None), ({"augment": None}, (1, 4, 4), None),
+     ({"pretrain": "contrastive"}, None, "tabular"), ({"cluster_contrast_weight": 0.1}, (1, 4, 4), "image")],
+)
+def test_clusterer_records_what_auto_augment_became(params, image_shape, expected):
+    X = np.random.default_rng(0).random((40, 16), dtype=np.float32)
+    est = DeepMEC(2, image_shape=image_shape, pretrain_epochs=1, max_epochs=1, random_state=0, **params).fit(X)
+    assert est.resolved_params_["augment"] == expected
+    assert est.get_params()["augment"] == params.get("augment", "auto")  # never written back
+    # views feed the view-consistency term of joint training, and only then
+    assert ("consistency" in est.history_[-1]) == (expected is not None)
 
 
 def _op_names(aug):
