@@ -118,7 +118,7 @@ INVALID_PARAMS = {
              ({"n_clusters": 0}, "'n_clusters' parameter"), ({"lr": 0.0}, "'lr' parameter"),
              ({"warm_start": "yes"}, "'warm_start' parameter"), ({"device": "tpu9"}, "not a torch device"),
              ({"hidden_layer_sizes": (16, -2)}, "hidden_layer_sizes must be positive"),
-             ({"pretrain": "contrastive"}, "need augmented views"),
+             ({"pretrain": "contrastive", "augment": None}, "need augmented views"),
              ({"split_below": 1.0}, "'split_below' parameter"), ({"split_below": -0.1}, "'split_below' parameter"),
              ({"n_neighbors": -1}, "'n_neighbors' parameter"),
              ({"n_neighbors": 2.5}, "'n_neighbors' parameter"),

@@ -88,4 +88,4 @@ def test_term_is_trained_and_recorded_only_when_asked(kind):
     plain = make(kind, augment="tabular", tol=0).fit(X)
     assert all("cluster_contrast" not in row for row in plain.history_)
     with pytest.raises(ValueError, match="cluster_contrast_weight=0.5 contrasts the memberships"):
-        make(kind, cluster_contrast_weight=0.5).fit(X)
+        make(kind, augment=None, cluster_contrast_weight=0.5).fit(X)
