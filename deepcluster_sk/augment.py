@@ -212,6 +212,14 @@ class TabularAugment(nn.Module):
         return out
 
 
+#: Smallest side, in pixels, of the images ``augment='auto'`` gives affine
+#: views for reconstruction. On scikit-learn's 8x8 digits a 10 % shift is under
+#: a pixel and the views added nothing (DeepFuzzyCMeans ACC 0.883 against 0.878
+#: without, DeepMEC 0.863 against 0.867, 3 seeds) at about twice the fit time;
+#: from USPS's 16x16 they lift accuracy (full USPS 0.81 to 0.95).
+MIN_AFFINE_SIDE = 16
+
+
 def resolve_augment(augment, image_shape, *, contrastive=True):
     """The preset name ``'auto'`` stands for (other values are returned as they are).
 
@@ -225,8 +233,9 @@ def resolve_augment(augment, image_shape, *, contrastive=True):
         ``'image'`` for other images, ``'tabular'`` (SCARF) for rows.
         Without contrast the views only train the autoencoder to
         reconstruct, as DEC-DA does: ``'microscopy'`` for 3-channel images,
-        the mild ``'affine'`` for other images, and no views for tabular
-        rows.
+        the mild ``'affine'`` for other images of at least
+        :data:`MIN_AFFINE_SIDE` pixels a side, and no views for smaller
+        images or tabular rows.
 
     Returns
     -------
@@ -240,6 +249,8 @@ def resolve_augment(augment, image_shape, *, contrastive=True):
     ('image', 'microscopy')
     >>> resolve_augment("auto", None, contrastive=False) is None
     True
+    >>> resolve_augment("auto", (1, 8, 8), contrastive=False) is None
+    True
     """
     if not (isinstance(augment, str) and augment == "auto"):
         return augment
@@ -247,7 +258,9 @@ def resolve_augment(augment, image_shape, *, contrastive=True):
         return "tabular" if contrastive else None
     if image_shape[0] == 3:
         return "microscopy"
-    return "image" if contrastive else "affine"
+    if contrastive:
+        return "image"
+    return "affine" if min(image_shape[1:]) >= MIN_AFFINE_SIDE else None
 
 
 def build_augment(augment, image_shape):

@@ -55,9 +55,11 @@ _SHARED_PARAMETERS = """\
         ``'tabular'`` is SCARF corruption of rows; see
         :mod:`deepcluster_sk.augment`. ``'auto'`` (the value used is
         ``resolved_params_['augment']``): for 3-channel images
-        ``'microscopy'``; for other images ``'affine'``, or ``'image'`` when
-        a contrastive term is trained; for rows without ``image_shape`` no
-        views, or ``'tabular'`` when a contrastive term is trained. On full
+        ``'microscopy'``; for other images ``'affine'`` from 16 pixels a
+        side (none below: on 8x8 digits they added nothing but time), or
+        ``'image'`` when a contrastive term is trained; for rows without
+        ``image_shape`` no views, or ``'tabular'`` when a contrastive term
+        is trained. On full
         USPS ``'affine'`` lifted a default fit from ACC 0.81 to 0.95 (the
         user guide's "Augmentation" section). None turns views off. A
         callable maps a ``(batch, n_features)`` tensor to a view of the

@@ -38,7 +38,8 @@ def test_build_augment_resolves_names(augment, image_shape, expected):
 
 @pytest.mark.parametrize(
     "image_shape, contrastive, expected",
-    [((1, 8, 8), False, "affine"), ((1, 8, 8), True, "image"), ((3, 8, 8), False, "microscopy"),
+    [((1, 16, 16), False, "affine"), ((1, 16, 40), False, "affine"), ((1, 8, 8), False, None),
+     ((1, 28, 12), False, None), ((1, 8, 8), True, "image"), ((3, 8, 8), False, "microscopy"),
      ((3, 8, 8), True, "microscopy"), (None, False, None), (None, True, "tabular")],
 )
 def test_resolve_augment_auto(image_shape, contrastive, expected):
@@ -50,11 +51,11 @@ def test_resolve_augment_auto(image_shape, contrastive, expected):
 
 @pytest.mark.parametrize(
     "params, image_shape, expected",
-    [({}, (1, 4, 4), "affine"), ({}, None, None), ({"augment": None}, (1, 4, 4), None),
-     ({"pretrain": "contrastive"}, None, "tabular"), ({"cluster_contrast_weight": 0.1}, (1, 4, 4), "image")],
+    [({}, (1, 16, 16), "affine"), ({}, (1, 8, 32), None), ({}, None, None), ({"augment": None}, (1, 16, 16), None),
+     ({"pretrain": "contrastive"}, None, "tabular"), ({"cluster_contrast_weight": 0.1}, (1, 16, 16), "image")],
 )
 def test_clusterer_records_what_auto_augment_became(params, image_shape, expected):
-    X = np.random.default_rng(0).random((40, 16), dtype=np.float32)
+    X = np.random.default_rng(0).random((40, 256), dtype=np.float32)
     est = DeepMEC(2, image_shape=image_shape, pretrain_epochs=1, max_epochs=1, random_state=0, **params).fit(X)
     assert est.resolved_params_["augment"] == expected
     assert est.get_params()["augment"] == params.get("augment", "auto")  # never written back

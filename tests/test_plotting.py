@@ -142,14 +142,13 @@ def test_plot_training_history(fitted, tmp_path):
     ax = plot_training_history(fitted)
     _save(ax.figure, tmp_path, "history")
     assert [t.get_text() for t in ax.texts] == ["pretrain", "joint"]
-    # train_loss and recon in both phases; cluster, consistency (image_shape
-    # turns on affine views by default) and neighbor (n_neighbors is on by
-    # default) in the joint phase; one phase separator
+    # train_loss and recon in both phases, cluster and neighbor (n_neighbors
+    # is on by default) in the joint phase, one phase separator
     solid = [line for line in ax.lines if line.get_linestyle() in ("-", "--") and len(line.get_xdata()) > 2]
-    assert len(solid) == 7
+    assert len(solid) == 6
     separators = [line for line in ax.lines if len(line.get_xdata()) == 2 and line.get_xdata()[0] == 3.5]
     assert len(separators) == 1
-    assert sorted(_legend(ax)) == sorted(["train_loss", "recon", "cluster", "consistency", "neighbor", "delta_label"])
+    assert _legend(ax) == ["train_loss", "recon", "cluster", "neighbor", "delta_label"]
     assert _legend(ax) == ["train_loss", *_terms_in_history(fitted.history_), "delta_label"]
     assert len(ax.figure.axes) == 2  # twin axes for delta_label
     n_epochs = len(fitted.history_)
