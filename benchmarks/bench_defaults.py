@@ -163,8 +163,8 @@ def deep_details(rows, sets):
     """Per set and deep estimator: ACC / NMI / ARI (mean and range over seeds), seconds, empty clusters,
     the partition guard's warnings and the resolved ``'auto'`` values."""
     print("\n| set | estimator | seeds | ACC (min-max) | NMI | ARI | fit s | empty clusters | reset to init "
-          "| hidden / latent / batch / pretrain / joint epochs run / k-NN / smoothing |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| views | hidden / latent / batch / pretrain / joint epochs run / k-NN / smoothing |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for s in sets:
         for d in DEEP:
             sel = [r for r in rows if r["set"] == s and r["method"] == d]
@@ -179,7 +179,26 @@ def deep_details(rows, sets):
             print(f"| {s} | {d} | {len(sel)} | {np.mean(acc):.3f} ({min(acc):.3f}-{max(acc):.3f}) "
                   f"| {np.mean([r['nmi'] for r in sel]):.3f} | {np.mean([r['ari'] for r in sel]):.3f} "
                   f"| {np.mean([r['seconds'] for r in sel]):.1f} | {sum(r['empty_clusters'] for r in sel)} "
-                  f"| {resets} | {auto} |")
+                  f"| {resets} | {_views(r0)} | {auto} |")
+
+
+def _views(row):
+    """The resolved ``augment`` of a row; rows from before ``augment='auto'`` ran without views."""
+    return "none (before 'auto')" if "augment" not in row else str(row["augment"]).replace("None", "none")
+
+
+def merge_runs(runs):
+    """The rows of several runs, a later run's rows replacing the earlier runs' of the same (set, method).
+
+    >>> a = [{"set": "s", "method": "dfcm", "acc": 0.1}, {"set": "s", "method": "kmeans", "acc": 0.2}]
+    >>> [r["acc"] for r in merge_runs([a, [{"set": "s", "method": "dfcm", "acc": 0.3}]])]
+    [0.2, 0.3]
+    """
+    rows = []
+    for run_rows in runs:
+        replaced = {(r["set"], r["method"]) for r in run_rows}
+        rows = [r for r in rows if (r["set"], r["method"]) not in replaced] + run_rows
+    return rows
 
 
 def main(argv=None):
@@ -189,10 +208,12 @@ def main(argv=None):
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", default=None, help="append the JSON lines to this file")
-    parser.add_argument("--table-from", default=None, help="only print the table of an earlier --out file")
+    parser.add_argument("--table-from", nargs="+", default=None, metavar="JSONL",
+                        help="only print the table of earlier --out files; a later file's rows replace "
+                             "the earlier files' rows of the same set and method")
     args = parser.parse_args(argv)
     if args.table_from:
-        rows = [json.loads(line) for line in open(args.table_from)]
+        rows = merge_runs([[json.loads(line) for line in open(path) if line.strip()] for path in args.table_from])
     else:
         rows = run(args.sets, args.methods, args.seeds, data_dir(args.data_dir), args.out)
     table(rows)

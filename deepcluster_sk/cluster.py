@@ -54,13 +54,14 @@ _SHARED_PARAMETERS = """\
         any angle, both flips, stain jitter) suits cells and particles,
         ``'tabular'`` is SCARF corruption of rows; see
         :mod:`deepcluster_sk.augment`. ``'auto'`` (the value used is
-        ``resolved_params_['augment']``): for 3-channel images
-        ``'microscopy'``; for other images ``'affine'`` from 16 pixels a
-        side (none below: on 8x8 digits they added nothing but time), or
-        ``'image'`` when a contrastive term is trained; for rows without
-        ``image_shape`` no views, or ``'tabular'`` when a contrastive term
-        is trained. On full
-        USPS ``'affine'`` lifted a default fit from ACC 0.81 to 0.95 (the
+        ``resolved_params_['augment']``): for grey images of at least 16
+        pixels a side ``'affine'``; no views for smaller images (on 8x8
+        digits they added nothing but time), for 3-channel images (on
+        BloodMNIST subsets ``'microscopy'`` views did not help the
+        autoencoder) and for rows without ``image_shape``. When a
+        contrastive term is trained: ``'image'``, ``'microscopy'`` for
+        3-channel images, ``'tabular'`` for rows. On full
+        USPS ``'affine'`` lifted a default fit from ACC 0.80 to 0.955 (the
         user guide's "Augmentation" section). None turns views off. A
         callable maps a ``(batch, n_features)`` tensor to a view of the
         same shape.

@@ -39,7 +39,7 @@ def test_build_augment_resolves_names(augment, image_shape, expected):
 @pytest.mark.parametrize(
     "image_shape, contrastive, expected",
     [((1, 16, 16), False, "affine"), ((1, 16, 40), False, "affine"), ((1, 8, 8), False, None),
-     ((1, 28, 12), False, None), ((1, 8, 8), True, "image"), ((3, 8, 8), False, "microscopy"),
+     ((1, 28, 12), False, None), ((1, 8, 8), True, "image"), ((3, 28, 28), False, None),
      ((3, 8, 8), True, "microscopy"), (None, False, None), (None, True, "tabular")],
 )
 def test_resolve_augment_auto(image_shape, contrastive, expected):
