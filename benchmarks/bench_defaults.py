@@ -183,8 +183,8 @@ def deep_details(rows, sets):
 
 
 def _views(row):
-    """The resolved ``augment`` of a row; rows from before ``augment='auto'`` ran without views."""
-    return "none (before 'auto')" if "augment" not in row else str(row["augment"]).replace("None", "none")
+    """The resolved ``augment`` of a row (rows from before ``augment='auto'`` ran without views)."""
+    return "none" if row.get("augment") is None else str(row["augment"])
 
 
 def merge_runs(runs):
