@@ -194,13 +194,14 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
     # -- the fit ------------------------------------------------------------
     def _fit(self, X, runtime):
         warm = self._warm_starting()
-        p = resolve_auto(self.get_params(), len(X), self.n_clusters)  # the network's shape cannot change
+        views = resolve_augment(self.augment, self.image_shape, contrastive=self._contrasts_views())
+        # the network's shape cannot change
+        p = {**resolve_auto(self.get_params(), len(X), self.n_clusters, views=views is not None), "augment": views}
         self.resolved_params_ = p
         sample = sample_rows(X, 10000)  # read once: the input's scale and the reconstruction's unit
         self.input_scale_ = self.input_scale_ if warm else input_scale(sample)
         rows = scaled(to_device(X, runtime.device), 1.0 / self.input_scale_)
-        p["augment"] = resolve_augment(self.augment, self.image_shape, contrastive=self._contrasts_views())
-        augment = self._build_augment(X, p["augment"])
+        augment = self._build_augment(X, views)
         # the unit of the reconstruction term: the scaled data's mean feature variance
         recon_scale = max(float((sample * (1.0 / self.input_scale_)).var(dim=0).mean()), 1e-8)
         if warm:
