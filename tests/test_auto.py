@@ -32,6 +32,16 @@ def test_auto_values_follow_the_data_size(n, batch, pretrain, joint, k_nn, smoot
     assert resolve_auto(AUTO, n, 40)["latent_dim"] == 40
 
 
+@pytest.mark.parametrize("n, without, with_views", [(300, 200, 200), (9298, 139, 200), (70000, 20, 55),
+                                                   (1_000_000, 20, 20)])
+def test_views_triple_the_pretraining_steps_within_the_epoch_bounds(n, without, with_views):
+    assert resolve_auto(AUTO, n, 10)["pretrain_epochs"] == without
+    assert resolve_auto(AUTO, n, 10, views=True)["pretrain_epochs"] == with_views
+    # only the pretraining length depends on the views
+    a, b = resolve_auto(AUTO, n, 10), resolve_auto(AUTO, n, 10, views=True)
+    assert {k: v for k, v in a.items() if k != "pretrain_epochs"} == {k: v for k, v in b.items() if k != "pretrain_epochs"}
+
+
 def test_explicit_values_are_kept_and_auto_is_never_written_back():
     explicit = dict(AUTO, batch_size=64, n_neighbors=0)
     r = resolve_auto(explicit, 5000, 10)
