@@ -195,7 +195,6 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
     def _fit(self, X, runtime):
         warm = self._warm_starting()
         views = resolve_augment(self.augment, self.image_shape, contrastive=self._contrasts_views())
-        # the network's shape cannot change
         p = {**resolve_auto(self.get_params(), len(X), self.n_clusters, views=views is not None), "augment": views}
         self.resolved_params_ = p
         sample = sample_rows(X, 10000)  # read once: the input's scale and the reconstruction's unit
