@@ -46,7 +46,9 @@ from skimage.metrics import structural_similarity
 from deepcluster_sk import SignalToImage
 from deepcluster_sk.imaging import ResidualUNet
 from deepcluster_sk.operators import FlowModulation
-from deepcluster_sk.reconstruction import back_projection, fista_tv, operator_norm, pinv_matrix, tikhonov
+from deepcluster_sk.reconstruction import (
+    back_projection, fista_tv, operator_norm, pinv_matrix, tikhonov, tikhonov_matrix,
+)
 
 ROOT = Path(__file__).resolve().parent
 DATA = ROOT.parent.parent / "shared" / "data" / "bloodmnist.npz"
@@ -74,19 +76,11 @@ def timed(fn, *args, **kw):
     return out, time.perf_counter() - t
 
 
-def regularised_pinv(op, reg):
-    """``A^T (A A^T + reg * mean_eig I)^{-1}``: SignalToImage's first image for noisy signals."""
-    A = op.matrix().double()
-    G = A @ A.T
-    G = G + reg * (torch.trace(G) / len(G)) * torch.eye(len(G), dtype=G.dtype, device=G.device)
-    return torch.linalg.solve(G, A).T.float()
-
-
 def train_supervised(op, S, X, *, channels, epochs, batch_size, lr, seed, reg, device="cpu"):
     """The same network on the same first image as SignalToImage, trained on (signal, image) pairs (MSE)."""
     torch.manual_seed(seed)
     net = ResidualUNet(channels, 2).to(device)
-    P = regularised_pinv(op, reg).to(device)
+    P = tikhonov_matrix(op, alpha=reg).to(device)  # SignalToImage's first image for noisy signals
     S_t, X_t = torch.from_numpy(S).to(device), torch.from_numpy(X).to(device)
     x0 = S_t @ P.T
     mu, sd = float(x0.mean()), float(x0.std())

@@ -32,7 +32,7 @@ from ._engine import Phase, autocast, run_phase, with_accelerator
 from .augment import seeded_global_rng
 from .losses import Equivariance, MeasurementConsistency, Recorrupted
 from .operators import BaseOperator, FlowModulation, IdentityOperator, as_operator
-from .reconstruction import operator_norm, pinv_matrix
+from .reconstruction import operator_norm, pinv_matrix, tikhonov_matrix
 
 __all__ = ["SignalToImage", "ResidualUNet", "random_transform", "make_cells", "TRANSFORMS"]
 
@@ -661,19 +661,17 @@ class SignalToImage(DeepEstimatorBase):
 
     def _consistency_matrix(self, op, reg):
         """``A^T (A A^T + lam I)^{-1}`` with ``lam = reg * mean eigenvalue of A A^T`` (``A^+`` when 0)."""
-        if reg == 0:
-            return pinv_matrix(op, rcond=self.rcond)
-        with torch.no_grad():
-            A = op.matrix().double().cpu()
-            G = A @ A.T
-            G = G + reg * (torch.trace(G) / len(G)) * torch.eye(len(G), dtype=G.dtype)
-            return torch.linalg.solve(G, A).T.float()
+        return pinv_matrix(op, rcond=self.rcond) if reg == 0 else tikhonov_matrix(op, alpha=reg)
 
     # -- inference --------------------------------------------------------
+    def _reconstruct_chunk(self, chunk):
+        """Images of one chunk of signals, float32 on ``device_`` (call under ``inference_mode``)."""
+        with autocast(self.device_, self.amp_dtype_):
+            return self.module_.reconstruct(chunk.to(self.device_)).float()
+
     def _reconstruct(self, S):
-        with torch.inference_mode(), autocast(self.device_, self.amp_dtype_):
-            return map_chunks(lambda chunk: self.module_.reconstruct(chunk.to(self.device_)).float(), S,
-                              self.inference_batch_size)
+        with torch.inference_mode():
+            return map_chunks(self._reconstruct_chunk, S, self.inference_batch_size)
 
     def transform(self, X):
         """Reconstruct images from signals.
@@ -736,21 +734,21 @@ class SignalToImage(DeepEstimatorBase):
         """
         check_is_fitted(self)
         S = self._validate_X(X, reset=False)
-        # two passes over chunks (arrays and memory maps alike), sums in float64:
-        # the signals are never held in memory at once
+        # one pass over chunks (arrays and memory maps alike), sums in float64; the
+        # spread about the mean merges each chunk's own (Chan et al.'s pairwise update)
+        residual = spread = 0.0
+        n, mean = 0, torch.zeros(S.shape[1], dtype=torch.float64, device=self.device_)
         with torch.inference_mode():
-            total = torch.zeros(S.shape[1], dtype=torch.float64, device=self.device_)
-            for chunk in iter_chunks(S, self.inference_batch_size):
-                total += chunk.to(self.device_).double().sum(0)
-            mean = total / len(S)
-            residual = spread = torch.zeros((), dtype=torch.float64, device=self.device_)
             for chunk in iter_chunks(S, self.inference_batch_size):
                 s = chunk.to(self.device_).float()
-                with autocast(self.device_, self.amp_dtype_):
-                    x = self.module_.reconstruct(s).float()
-                residual = residual + ((self.operator_(x) - s).double() ** 2).sum()
-                spread = spread + ((s.double() - mean) ** 2).sum()
-        return float(-residual / spread.clamp_min(torch.finfo(torch.float64).tiny))
+                residual += float(((self.operator_(self._reconstruct_chunk(s)) - s).double() ** 2).sum())
+                s = s.double()
+                m = s.mean(0)
+                delta = m - mean
+                spread += float(((s - m) ** 2).sum() + (delta**2).sum() * n * len(s) / (n + len(s)))
+                mean += delta * (len(s) / (n + len(s)))
+                n += len(s)
+        return -residual / max(spread, np.finfo(np.float64).tiny)
 
     @property
     def _n_features_out(self):

@@ -24,7 +24,8 @@ import torch
 
 from .operators import as_operator
 
-__all__ = ["back_projection", "pseudo_inverse", "tikhonov", "fista_tv", "operator_norm", "total_variation"]
+__all__ = ["back_projection", "pseudo_inverse", "tikhonov", "tikhonov_matrix", "fista_tv", "operator_norm",
+           "total_variation"]
 
 
 def _signals(operator, S):
@@ -84,6 +85,27 @@ def pinv_matrix(operator, *, rcond=1e-5):
     with torch.no_grad():
         A = op.matrix().double()
         return torch.linalg.pinv(A, rtol=rcond).float()
+
+
+def tikhonov_matrix(operator, *, alpha):
+    """``A^T (A A^T + lam I)^{-1}`` of shape ``(n_pixels, n_measurements)``, float32.
+
+    ``lam = alpha`` times the mean eigenvalue of ``A A^T``; ``s @ M.T`` is
+    :func:`tikhonov`'s image. Computed in float64 on the CPU.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> tikhonov_matrix(np.array([[1.0, 1.0]]), alpha=0.0)
+    tensor([[0.5000],
+            [0.5000]])
+    """
+    op = as_operator(operator)
+    with torch.no_grad():
+        A = op.matrix().double().cpu()
+        G = A @ A.T
+        G = G + alpha * (torch.trace(G) / len(G)) * torch.eye(len(G), dtype=G.dtype)
+        return torch.linalg.solve(G, A).T.float()
 
 
 def tikhonov(operator, S, *, alpha=1e-2):

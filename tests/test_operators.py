@@ -15,6 +15,7 @@ from deepcluster_sk.reconstruction import (
     operator_norm,
     pseudo_inverse,
     tikhonov,
+    tikhonov_matrix,
     total_variation,
 )
 
@@ -163,6 +164,10 @@ def test_linear_reconstructions():
     s = op.forward(x)
     np.testing.assert_allclose(pseudo_inverse(op, s), x, atol=1e-3)
     np.testing.assert_allclose(tikhonov(op, s, alpha=1e-7), x, atol=1e-2)
+    for alpha in (1e-7, 0.3):  # the matrix form gives tikhonov's images
+        M = tikhonov_matrix(op, alpha=alpha).numpy()
+        assert M.shape == (36, s.shape[1]) and M.dtype == np.float32
+        np.testing.assert_allclose(s @ M.T, tikhonov(op, s, alpha=alpha), rtol=1e-4, atol=1e-5)
     A = op.matrix().numpy()
     np.testing.assert_allclose(back_projection(op, s), s @ A, rtol=1e-5)
     assert abs(operator_norm(op) - np.linalg.norm(A, 2)) < 1e-3 * np.linalg.norm(A, 2)
