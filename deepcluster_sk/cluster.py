@@ -79,7 +79,8 @@ _SHARED_PARAMETERS = """\
 
     max_epochs : int or 'auto', default='auto'
         Maximum epochs of joint training (stops earlier on ``tol``).
-        ``'auto'``: about 1,500 gradient steps, clipped to 5-100 epochs.
+        ``'auto'``: about 30,000 sample visits (``30000 / n_samples``
+        epochs), clipped to 5-100.
 
     batch_size : int or 'auto', default='auto'
         Rows per gradient step. ``'auto'``: 256 (DEC's) from 1,024 rows;

@@ -19,8 +19,8 @@ AUTO = dict.fromkeys(AUTO_PARAMETERS, "auto")
 @pytest.mark.parametrize("n, batch, pretrain, joint, k_nn, smoothing", [
     (20, 32, 200, 100, 3, 1),
     (300, 37, 200, 100, 9, 15),
-    (1797, 256, 200, 100, 10, 64),
-    (9298, 256, 139, 42, 10, 64),
+    (1797, 256, 200, 17, 10, 64),
+    (9298, 256, 139, 5, 10, 64),
     (70000, 256, 20, 5, 10, 64),
 ])
 def test_auto_values_follow_the_data_size(n, batch, pretrain, joint, k_nn, smoothing):
