@@ -6,7 +6,7 @@ import torch
 
 from deepcluster_sk import DeepFuzzyCMeans
 from deepcluster_sk import DeepMEC
-from deepcluster_sk.augment import ImageAugment, RotateShift, TabularAugment, build_augment, draw_views, resolve_augment
+from deepcluster_sk.augment import ImageAugment, TabularAugment, build_augment, draw_views, resolve_augment
 
 
 def test_affine_preset_keeps_shape_and_moves_pixels():
@@ -19,55 +19,6 @@ def test_affine_preset_keeps_shape_and_moves_pixels():
     assert not torch.allclose(V, X)
     # rotation and shift only: no noise, so a blank image stays blank
     assert torch.count_nonzero(aug(torch.zeros(4, 64))) == 0
-
-
-def _centroid_and_angle(images):
-    """Per image: centroid (row, col) in pixels and the principal axis' angle in degrees."""
-    n, _, h, w = images.shape
-    mass = images.reshape(n, h, w).clamp(min=0)
-    rows, cols = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
-    total = mass.sum(dim=(1, 2))
-    r = (mass * rows).sum(dim=(1, 2)) / total
-    c = (mass * cols).sum(dim=(1, 2)) / total
-    dr, dc = rows - r[:, None, None], cols - c[:, None, None]
-    mrr, mcc, mrc = ((mass * dr * dr).sum((1, 2)), (mass * dc * dc).sum((1, 2)), (mass * dr * dc).sum((1, 2)))
-    angle = 0.5 * torch.atan2(2 * mrc, mcc - mrr) * 180 / torch.pi
-    return r, c, angle
-
-
-@pytest.mark.parametrize("h, w", [(16, 16), (12, 32)])
-def test_rotate_shift_rotates_by_at_most_degrees_in_pixel_units(h, w):
-    # a centred horizontal bar, rotated only: its axis turns by up to 10 degrees in
-    # pixel units (also on a non-square image) and its centre stays put
-    torch.manual_seed(0)
-    images = torch.zeros(400, 1, h, w, dtype=torch.float64)
-    images[:, :, h // 2 - 1: h // 2 + 1, w // 4: w - w // 4] = 1.0
-    r0, c0, a0 = _centroid_and_angle(images[:1])
-    r, c, angle = _centroid_and_angle(RotateShift(degrees=10.0, translate=0.0)(images))
-    turn = (angle - a0).abs()
-    assert 8.0 < turn.max() < 10.5 and turn.min() < 1.0
-    assert (r - r0).abs().max() < 0.3 and (c - c0).abs().max() < 0.3
-
-
-def test_rotate_shift_shifts_by_at_most_translate_of_each_side():
-    torch.manual_seed(0)
-    h, w = 20, 40
-    images = torch.zeros(400, 1, h, w, dtype=torch.float64)
-    images[:, :, 8:12, 16:24] = 1.0
-    r0, c0, _ = _centroid_and_angle(images[:1])
-    r, c, _ = _centroid_and_angle(RotateShift(degrees=0.0, translate=0.1)(images))
-    dr, dc = r - r0, c - c0
-    assert dr.abs().max() <= 0.1 * h + 0.05 and dc.abs().max() <= 0.1 * w + 0.05
-    assert dr.min() < -1.5 and dr.max() > 1.5 and dc.min() < -3 and dc.max() > 3  # both ways, scaled to each side
-
-
-def test_rotate_shift_draws_from_the_global_generator_that_draw_views_seeds():
-    aug = ImageAugment((1, 16, 16), preset="affine")
-    X = torch.rand(8, 256)
-    a = draw_views(aug, X, 1, torch.Generator().manual_seed(3))
-    b = draw_views(aug, X, 1, torch.Generator().manual_seed(3))
-    c = draw_views(aug, X, 1, torch.Generator().manual_seed(4))
-    assert torch.equal(a, b) and not torch.equal(a, c)
 
 
 @pytest.mark.parametrize("augment", ["affine", "image", "rgb", "microscopy"])
