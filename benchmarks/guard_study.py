@@ -10,6 +10,20 @@ seed, the ACC of the initial labels, of the partition before the guard
 
     OMP_NUM_THREADS=1 python benchmarks/guard_study.py iris,blood500,digits,wine,blood2000 dfcm
 
+The guard judges on the *pretrained* embedding's graph, the graph the
+initialisation's merge-and-split moves lowered the cost of, so the judge
+leans toward the initial partition. Each row also has the costs of the
+initial and the final partition on two other graphs (``judges``): the
+final embedding's (``final_graph``) and the scaled input's (``input_graph``),
+both with the fit's ``n_neighbors``, and the ACC each judge would keep
+(``keep``: the final partition unless the judge finds it worse by over 1 %,
+as the guard does; the two-graph judge ``both`` resets only when the
+pretrained and the final graph both find it worse). ``--table`` summarises
+earlier JSON lines::
+
+    OMP_NUM_THREADS=1 python benchmarks/guard_study.py usps300,mnist300 dmec >> benchmarks/results/guard_judges.jsonl
+    python benchmarks/guard_study.py --table benchmarks/results/guard_judges.jsonl
+
 Labels are used only to score.
 """
 import json
@@ -25,7 +39,7 @@ from bench_defaults import load_set  # noqa: E402
 
 from deepcluster_sk import DeepFuzzyCMeans, DeepMEC  # noqa: E402
 from deepcluster_sk import _clusterer  # noqa: E402
-from deepcluster_sk.graph import partition_cost  # noqa: E402
+from deepcluster_sk.graph import nearest_neighbors, partition_cost  # noqa: E402
 from deepcluster_sk.initialization import centers_from_labels  # noqa: E402
 from deepcluster_sk.metrics import cluster_accuracy  # noqa: E402
 
@@ -38,6 +52,7 @@ def _watched_guard(self, neighbors, Z, initial):
     k, nb = self.n_clusters, neighbors.cpu().numpy()
     _seen.clear()
     _seen["final"] = self.labels_.copy()
+    _seen["Z"] = Z.detach().float().cpu()  # the embedding after joint training, before the guard
     if initial is not None:
         centers = centers_from_labels(Z, self.init_labels_, k).to(self.module_.centers)
         _seen["moved"] = _clusterer._nearest(Z, centers)
@@ -62,7 +77,47 @@ def main(sets, method):
             row.update({part: _acc(y, _seen[part]) for part in ("final", "moved", "kept") if part in _seen})
             row.update(chosen=_acc(y, est.labels_),
                        cost={part: round(value, 4) for part, value in _seen.get("cost", {}).items()})
+            row.update(_judges(est, X, k, y))
             print(json.dumps(row), flush=True)
+
+
+def _worse(before, after):
+    return after > before + 0.01 * max(1.0, abs(before))
+
+
+def _judges(est, X, k, y):
+    """Costs of the initial and the final partition on the final embedding's and the input's graph."""
+    if "cost" not in _seen:
+        return {}
+    init, final, n_nb = est.init_labels_, _seen["final"], est.resolved_params_["n_neighbors"]
+    graphs = {"final_graph": nearest_neighbors(_seen["Z"], n_nb),
+              "input_graph": nearest_neighbors(X / est.input_scale_, n_nb)}
+    costs = {name: (partition_cost(init, nb, k), partition_cost(final, nb, k)) for name, nb in graphs.items()}
+    costs["pretrained_graph"] = (_seen["cost"]["init"], _seen["cost"]["final"])
+    worse = {name: _worse(*pair) for name, pair in costs.items()}
+    worse["both"] = worse["pretrained_graph"] and worse["final_graph"]
+    keep = {name: _acc(y, init if w else final) for name, w in worse.items()}
+    return {"judges": {name: [round(a, 4), round(b, 4)] for name, (a, b) in costs.items()}, "keep": keep}
+
+
+def table(paths):
+    """Mean ACC per set and estimator: initial, final, the guard's choice, and each judge's keep."""
+    import collections
+
+    groups = collections.defaultdict(list)
+    for path in paths:
+        for line in open(path):
+            if line.strip():
+                row = json.loads(line)
+                if "keep" in row:
+                    groups[(row["set"], row["method"])].append(row)
+    judges = ("pretrained_graph", "final_graph", "input_graph", "both")
+    print("| set | estimator | seeds | initial | final | guard | " + " | ".join(f"keep by {j}" for j in judges) + " |")
+    print("|" + "---|" * (6 + len(judges)))
+    for (name, method), rows in sorted(groups.items()):
+        mean = lambda key: np.mean([r[key] for r in rows])  # noqa: E731
+        print(f"| {name} | {method} | {len(rows)} | {mean('init'):.3f} | {mean('final'):.3f} | {mean('chosen'):.3f} | "
+              + " | ".join(f"{np.mean([r['keep'][j] for r in rows]):.3f}" for j in judges) + " |")
 
 
 def _acc(y, labels):
@@ -70,4 +125,7 @@ def _acc(y, labels):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1].split(","), sys.argv[2])
+    if sys.argv[1] == "--table":
+        table(sys.argv[2:])
+    else:
+        main(sys.argv[1].split(","), sys.argv[2])
