@@ -24,6 +24,13 @@ earlier JSON lines::
     OMP_NUM_THREADS=1 python benchmarks/guard_study.py usps300,mnist300 dmec >> benchmarks/results/guard_judges.jsonl
     python benchmarks/guard_study.py --table benchmarks/results/guard_judges.jsonl
 
+``results/guard_judges.jsonl`` (DeepMEC, the defaults, seeds 0-2; USPS 3,000
+seeds 0-1): no judge wins everywhere. The pretrained graph's (the guard's)
+undoes DeepMEC's gains on USPS 300 (final 0.779, guard 0.694) and MNIST 300
+(0.679, 0.667), but keeps what joint training lost on iris (0.871 initial,
+0.840 final), digits and BloodMNIST 500; the final embedding's graph always
+prefers the final partition, and the input's graph errs on USPS 300 and iris.
+
 Labels are used only to score.
 """
 import json
