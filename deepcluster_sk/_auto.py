@@ -58,8 +58,9 @@ WIDE_FROM_ROWS = 20_000
 _NARROW, _WIDE = (256, 256, 1024), (500, 500, 2000)
 
 
-def _steps_to_epochs(steps, n_batches, bounds):
-    return int(np.clip(round(steps / n_batches), *bounds))
+def _epochs(total, per_epoch, bounds):
+    """``total`` (steps or sample visits) in epochs of ``per_epoch``, clipped to ``bounds``."""
+    return int(np.clip(round(total / per_epoch), *bounds))
 
 
 def resolve_auto(params, n_samples, n_clusters, *, views=False):
@@ -101,8 +102,8 @@ def resolve_auto(params, n_samples, n_clusters, *, views=False):
     out["hidden_layer_sizes"] = tuple(pick("hidden_layer_sizes", lambda: _WIDE if n_samples >= WIDE_FROM_ROWS else _NARROW))
     out["latent_dim"] = pick("latent_dim", lambda: max(10, int(n_clusters)))
     steps = _PRETRAIN_STEPS_WITH_VIEWS if views else _PRETRAIN_STEPS
-    out["pretrain_epochs"] = pick("pretrain_epochs", lambda: _steps_to_epochs(steps, n_batches, _PRETRAIN_EPOCHS))
-    out["max_epochs"] = pick("max_epochs", lambda: int(np.clip(round(_JOINT_VISITS / n_samples), *_JOINT_EPOCHS)))
+    out["pretrain_epochs"] = pick("pretrain_epochs", lambda: _epochs(steps, n_batches, _PRETRAIN_EPOCHS))
+    out["max_epochs"] = pick("max_epochs", lambda: _epochs(_JOINT_VISITS, n_samples, _JOINT_EPOCHS))
     out["n_neighbors"] = pick("n_neighbors", lambda: int(np.clip(round(np.sqrt(n_samples) / 2), 3, 10)))
     out["init_smoothing"] = pick("init_smoothing", lambda: int(np.clip(n_samples // 20, 1, 64)))
     return out

@@ -87,6 +87,12 @@ def pinv_matrix(operator, *, rcond=1e-5):
         return torch.linalg.pinv(A, rtol=rcond).float()
 
 
+def _ridge_gram(A, alpha):
+    """``A A^T + lam I`` with ``lam = alpha`` times the mean eigenvalue of ``A A^T`` (its trace / size)."""
+    G = A @ A.T
+    return G + alpha * (torch.trace(G) / len(G)) * torch.eye(len(G), dtype=G.dtype, device=G.device)
+
+
 def tikhonov_matrix(operator, *, alpha):
     """``A^T (A A^T + lam I)^{-1}`` of shape ``(n_pixels, n_measurements)``, float32.
 
@@ -103,9 +109,7 @@ def tikhonov_matrix(operator, *, alpha):
     op = as_operator(operator)
     with torch.no_grad():
         A = op.matrix().double().cpu()
-        G = A @ A.T
-        G = G + alpha * (torch.trace(G) / len(G)) * torch.eye(len(G), dtype=G.dtype)
-        return torch.linalg.solve(G, A).T.float()
+        return torch.linalg.solve(_ridge_gram(A, alpha), A).T.float()
 
 
 def tikhonov(operator, S, *, alpha=1e-2):
@@ -123,9 +127,7 @@ def tikhonov(operator, S, *, alpha=1e-2):
     op, s, numpy_in, one = _signals(operator, S)
     with torch.no_grad():
         A = op.matrix().double()
-        G = A @ A.T
-        G = G + alpha * (torch.trace(G) / len(G)) * torch.eye(len(G), dtype=G.dtype, device=G.device)
-        x = (torch.linalg.solve(G, s.double().T).T @ A).float()
+        x = (torch.linalg.solve(_ridge_gram(A, alpha), s.double().T).T @ A).float()
     return _out(x, numpy_in, one)
 
 
