@@ -190,15 +190,20 @@ def _views(row):
 def merge_runs(runs):
     """The rows of several runs, a later run's rows replacing the earlier runs' of the same (set, method).
 
+    A replaced (set, method) keeps the place where it first appeared, so the
+    table's order of sets and columns stays that of the first run.
+
     >>> a = [{"set": "s", "method": "dfcm", "acc": 0.1}, {"set": "s", "method": "kmeans", "acc": 0.2}]
     >>> [r["acc"] for r in merge_runs([a, [{"set": "s", "method": "dfcm", "acc": 0.3}]])]
-    [0.2, 0.3]
+    [0.3, 0.2]
     """
-    rows = []
+    rows, order = [], {}
     for run_rows in runs:
+        for r in run_rows:
+            order.setdefault((r["set"], r["method"]), len(order))
         replaced = {(r["set"], r["method"]) for r in run_rows}
         rows = [r for r in rows if (r["set"], r["method"]) not in replaced] + run_rows
-    return rows
+    return sorted(rows, key=lambda r: order[r["set"], r["method"]])  # stable: seeds keep their order
 
 
 def main(argv=None):

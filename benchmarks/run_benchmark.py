@@ -144,6 +144,8 @@ def run_one(dataset, method, seed, data_dir, preset, precision, extra, trace_acc
         {**common, "method": f"{method}_init", **_scores(y, est.init_labels_)},
         {**common, **_scores(y, est.labels_), "fit_s": round(fit_s, 2), **epoch_s, **epochs,
          "n_reseeded": int(est.n_reseeded_), "device": str(est.device_), "peak_rss_mb": _peak_rss_mb(),
+         "partition_ari": [[row["epoch"], round(row["partition_ari"], 4)] for row in est.history_
+                           if "partition_ari" in row],
          **({"time_to_acc": {str(t): next((s for s, a in trace.trace if a >= t), None)
                              for t in (0.8, 0.85, 0.9, 0.95, 0.97)},
              "acc_trace": trace.trace} if trace is not None else {}),

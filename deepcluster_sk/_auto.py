@@ -19,7 +19,8 @@ parameter               ``'auto'``
 ``latent_dim``          ``max(10, n_clusters)``: DEC's 10, wider for many clusters
 ``pretrain_epochs``     aims for 5,000 gradient steps, 15,000 with augmented
                         views, clipped to [20, 200] epochs; stops earlier when
-                        the loss plateaus
+                        the loss plateaus or the initial partition has stopped
+                        changing (``PartitionStable``)
 ``max_epochs``          about 30,000 sample visits (``30000 / n`` epochs), clipped
                         to [5, 100]: on the suite's sets accuracy stopped rising
                         after that many (``benchmarks/joint_length_study.py``)

@@ -1,6 +1,9 @@
 """skorch callbacks of the training phases.
 
 * :class:`StateSnapshot`: the last finite state; stops on a non-finite loss;
+* :class:`Plateau`: stops a phase when its loss has stopped falling;
+* :class:`PartitionStable`: stops pretraining when the initial partition it
+  would give has stopped changing;
 * :class:`ClusterAssignment`: after each joint epoch, the hard labels of
   the training rows (one encoding pass, shared by the two below);
 * :class:`CenterReseeder`: re-seeds empty (and, optionally, starved) clusters;
@@ -21,7 +24,7 @@ from skorch.callbacks import Callback
 
 from .memberships import squared_distances
 
-__all__ = ["StopTraining", "StateSnapshot", "Plateau", "ClusterAssignment", "CenterReseeder", "Convergence", "EpochProgress", "unwrap"]
+__all__ = ["StopTraining", "StateSnapshot", "Plateau", "PartitionStable", "ClusterAssignment", "CenterReseeder", "Convergence", "EpochProgress", "unwrap"]
 
 
 def unwrap(module):
@@ -130,6 +133,64 @@ class Plateau(Callback):
             return
         before, recent = min(losses[: -self.patience]), min(losses[-self.patience:])
         if recent > before - self.min_delta * abs(before):
+            raise StopTraining
+
+
+class PartitionStable(Callback):
+    """Stop pretraining once the partition it leads to has stopped changing.
+
+    Every ``every`` epochs the encoder embeds ``rows`` and ``partition``
+    (the fit's own initialisation) labels them; the adjusted Rand index
+    between these labels and the previous check's is recorded in the
+    history as ``partition_ari``. When it is at least ``threshold`` at
+    ``runs`` checks in a row, training stops (:class:`StopTraining`): more
+    epochs would still lower the loss, but no longer change which samples
+    are grouped together. Label-free: it reads only the embedding.
+
+    Parameters
+    ----------
+    rows : row source
+        The rows checked (all training rows, or a fixed sample of them).
+    encode : callable
+        ``encode(encoder, rows)`` -> embedding tensor.
+    partition : callable
+        ``partition(Z)`` -> integer labels of the rows.
+    every : int
+    threshold : float, default=0.98
+    runs : int, default=2
+    reduce : callable or None, default=None
+        Maps each check's ARI to the value decided on; data-parallel
+        training passes the mean over the processes, so that all stop at
+        the same epoch.
+    """
+
+    def __init__(self, rows, encode, partition, every, threshold=0.98, runs=2, reduce=None):
+        self.rows = rows
+        self.encode = encode
+        self.partition = partition
+        self.every = every
+        self.threshold = threshold
+        self.runs = runs
+        self.reduce = reduce
+
+    def initialize(self):
+        self.labels_ = None
+        self.streak_ = 0
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        from sklearn.metrics import adjusted_rand_score
+
+        if len(net.history) % self.every:
+            return
+        labels = np.asarray(self.partition(self.encode(unwrap(net.module_).encoder, self.rows)))
+        if self.labels_ is not None:
+            ari = float(adjusted_rand_score(self.labels_, labels))
+            ari = ari if self.reduce is None else float(self.reduce(ari))
+            net.history.record("partition_ari", ari)
+            self.streak_ = self.streak_ + 1 if ari >= self.threshold else 0
+        self.labels_ = labels
+        if self.streak_ >= self.runs:
             raise StopTraining
 
 

@@ -27,8 +27,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import DeepEstimatorBase
 from ._auto import resolve_auto
-from ._callbacks import CenterReseeder, ClusterAssignment, Convergence, Plateau
-from ._data import input_scale, map_chunks, sample_rows, scaled, to_device
+from ._callbacks import CenterReseeder, ClusterAssignment, Convergence, PartitionStable, Plateau
+from ._data import input_scale, map_chunks, sample_rows, scaled, take, to_device
 from ._engine import Phase, encode, run_phase, with_accelerator
 from .augment import resolve_augment, seeded_global_rng
 from .graph import nearest_neighbors, partition_cost
@@ -40,6 +40,10 @@ from .memberships import squared_distances
 from .networks import DeepClusterModule, ProjectionHead
 
 __all__ = ["BaseDeepClusterer"]
+
+#: ``'auto'`` pretraining checks whether the initial partition still changes
+#: on at most this many rows (a fixed sample of the training rows).
+PARTITION_CHECK_ROWS = 5000
 
 
 class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
@@ -208,10 +212,10 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         else:
             module, history = self._new_module(X, runtime, p), []
             self.n_iter_ = self.n_reseeded_ = 0
-            if p["pretrain_epochs"] > 0:
-                phase = self._pretrain_phase(module, p, augment, recon_scale, n_batches=len(X) // p["batch_size"])
-                history += run_phase(module, phase, rows, runtime)
         encode_rows = partial(encode, device=runtime.device, amp_dtype=runtime.amp_dtype)
+        if not warm and p["pretrain_epochs"] > 0:
+            phase = self._pretrain_phase(module, p, augment, recon_scale, rows, runtime, encode_rows)
+            history += run_phase(module, phase, rows, runtime)
         Z = self._pretrained_embedding(encode_rows(module.encoder, rows), warm)
         neighbors = nearest_neighbors(Z, p["n_neighbors"]) if self._needs_neighbors(warm, p) else None
         if not warm:
@@ -279,33 +283,75 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
                 module.head = ProjectionHead(self.n_latent_, out_dim=self.projection_dim).to(runtime.device)
         return module
 
-    def _pretrain_phase(self, module, p, augment, recon_scale, n_batches):
+    def _pretrain_phase(self, module, p, augment, recon_scale, rows, runtime, encode_rows):
         recon = self.pretrain in ("reconstruction", "both") and module.decoder is not None
         contrastive = self.pretrain in ("contrastive", "both")
         epochs = p["pretrain_epochs"]
-        # 'auto' pretraining stops when its loss plateaus (about 500 steps without 1 % progress)
-        plateau = [Plateau(patience=max(5, 500 // max(1, n_batches)))] if self.pretrain_epochs == "auto" else []
+        stops = []
+        if self.pretrain_epochs == "auto":
+            # stop when the loss plateaus (about 500 steps without 1 % progress) ...
+            stops.append(Plateau(patience=max(5, 500 // max(1, len(rows) // p["batch_size"]))))
+            if not callable(self.init):
+                # ... or when the initial partition has stopped changing: ARI >= 0.98 between
+                # the partitions at two successive checks, twice (20 checks in all).
+                # benchmarks/pretrain_stop_study.py: on full USPS a 0.95 threshold stopped
+                # one seed at epoch 50 with two digits still merged (initial ACC 0.790 against
+                # 0.951 at the end); 0.98 stopped after 120-130 of 150-160 epochs (0.951-0.952,
+                # as at the end), digits after 90-110 of 200, 1,000 blobs after 30.
+                stops.append(self._partition_stable(rows, runtime, encode_rows, every=max(1, round(epochs / 20))))
         return Phase(
             "pretrain",
             [Reconstruction(float(recon), scale=recon_scale), NTXent(float(contrastive), temperature=self.temperature)],
             max_epochs=epochs, lr=self.lr, batch_size=p["batch_size"], schedule="cosine",
-            augment=augment, on_interrupt="abort", callbacks=plateau,
+            augment=augment, on_interrupt="abort", callbacks=stops,
         )
+
+    def _partition_stable(self, rows, runtime, encode_rows, every):
+        """The :class:`PartitionStable` stop of ``'auto'`` pretraining.
+
+        It checks the initialisation the fit would run (same strategy, its
+        ``'auto'`` values resolved for the rows checked) on at most
+        ``PARTITION_CHECK_ROWS`` rows, a fixed sample drawn from the fit's
+        generator. Under data-parallel training every process checks the same
+        rows with the same weights; the mean of their ARIs is decided on.
+        """
+        n = len(rows)
+        if n > PARTITION_CHECK_ROWS:
+            keep = torch.randperm(n, generator=runtime.generator)[:PARTITION_CHECK_ROWS].sort().values
+            rows = take(rows, keep)
+        p = resolve_auto(self.get_params(), len(rows), self.n_clusters)
+        strategy = self._init_strategy(p)
+        graph = self.init == "graph" and p["n_neighbors"] > 0
+
+        def partition(Z):
+            neighbors = nearest_neighbors(Z, p["n_neighbors"]) if graph else None
+            return run_init(strategy, Z, self.n_clusters, neighbors=neighbors, random_state=runtime.seed).labels
+
+        reduce = None
+        if runtime.accelerator is not None:  # every process decides on the same (mean) value
+            acc = runtime.accelerator
+
+            def reduce(ari):
+                return acc.reduce(torch.tensor([ari], device=acc.device), reduction="mean").item()
+
+        return PartitionStable(rows, encode_rows, partition, every=every, reduce=reduce)
 
     def _initialise(self, module, Z, neighbors, runtime, p):
         """Initial centres from the pretrained embedding ``Z`` (sets ``init_labels_``)."""
-        if callable(self.init):
-            strategy = self.init
-        elif self.init == "graph":
-            strategy = partial(graph_init, n_init=self.n_init, n_steps=p["init_smoothing"], refine=self.init_refine)
-        else:
-            strategy = partial(kmeans_init, n_init=self.n_init)
-        init = run_init(strategy, Z, self.n_clusters, neighbors=neighbors, random_state=runtime.seed)
+        init = run_init(self._init_strategy(p), Z, self.n_clusters, neighbors=neighbors, random_state=runtime.seed)
         with torch.no_grad():
             module.centers.copy_(init.centers)
         self.init_labels_ = np.asarray(init.labels)
         self.n_init_moves_ = int(init.n_moves)
         self.init_smoothing_ = int(init.n_steps)
+
+    def _init_strategy(self, p):
+        """The ``init`` parameter as a strategy ``(Z, n_clusters, neighbors=, random_state=)``."""
+        if callable(self.init):
+            return self.init
+        if self.init == "graph":
+            return partial(graph_init, n_init=self.n_init, n_steps=p["init_smoothing"], refine=self.init_refine)
+        return partial(kmeans_init, n_init=self.n_init)
 
     def _joint_terms(self, module, augment, neighbors, recon_scale):
         rule = self._membership_rule()

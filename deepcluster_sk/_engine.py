@@ -34,7 +34,7 @@ from .losses import weighted_sum
 __all__ = ["Runtime", "Phase", "StopTraining", "UserInterrupt", "run_phase", "encode", "autocast", "unwrap"]
 
 #: Keys of the history rows the estimators keep (plus each term's name).
-HISTORY_KEYS = ("phase", "epoch", "train_loss", "dur", "delta_label", "n_reseeded", "cluster_sizes")
+HISTORY_KEYS = ("phase", "epoch", "train_loss", "dur", "partition_ari", "delta_label", "n_reseeded", "cluster_sizes")
 
 
 class UserInterrupt(Exception):

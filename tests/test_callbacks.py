@@ -3,7 +3,8 @@
 :class:`ClusterAssignment` labels the training rows after every epoch (and
 publishes them as ``net.train_labels_``), :class:`CenterReseeder` re-seeds
 empty and starved clusters, :class:`Convergence` records label changes and
-cluster sizes and stops on ``tol``.
+cluster sizes and stops on ``tol``; :class:`PartitionStable` ends
+``'auto'`` pretraining once the initial partition stops changing.
 """
 
 import warnings
@@ -16,7 +17,7 @@ from skorch.history import History
 from torch import nn
 
 from _helpers import CLUSTERERS, X, assert_usable, make
-from deepcluster_sk._callbacks import CenterReseeder, ClusterAssignment, Convergence, StopTraining
+from deepcluster_sk._callbacks import CenterReseeder, ClusterAssignment, Convergence, PartitionStable, StopTraining
 from deepcluster_sk.memberships import squared_distances
 from deepcluster_sk.networks import DeepClusterModule
 
@@ -212,3 +213,72 @@ def test_duplicated_rows_with_many_clusters_stay_finite():
     assert_usable(est, X_dup)
     assert len(np.unique(est.labels_)) <= 3
 
+
+
+class _Shifting(nn.Module):
+    """An 'encoder' whose embedding changes by ``step`` per call: its partition of two tight
+    groups flips one row at a time until ``settle`` calls, then stays put."""
+
+    def __init__(self, settle):
+        super().__init__()
+        self.settle, self.calls = settle, 0
+
+    def forward(self, rows):
+        self.calls += 1
+        Z = rows.clone()
+        moved = min(self.calls, self.settle)
+        Z[:moved, 0] = 10.0  # the first `moved` rows have joined the right-hand group
+        return Z
+
+
+def test_partition_stable_stops_after_runs_of_agreeing_checks():
+    rows = torch.zeros(20, 2)
+    rows[10:, 0] = 10.0
+    encoder = _Shifting(settle=3)
+    module = DeepClusterModule(encoder, None, 2, 2)
+    partition = lambda Z: (Z[:, 0] > 5).long().numpy()  # noqa: E731
+    cb = PartitionStable(rows, lambda enc, r: enc(r), partition, every=2, threshold=0.99, runs=2).initialize()
+    net = _Net(module)
+    stopped_at = None
+    for epoch in range(1, 21):
+        net.history.new_epoch()
+        try:
+            cb.on_epoch_end(net)
+        except StopTraining:
+            stopped_at = epoch
+            break
+    # checks at epochs 2, 4, 6, ...: the partition changes until the third call (epoch 6),
+    # then agrees at epochs 8 and 10
+    assert stopped_at == 10
+    recorded = [row["partition_ari"] for row in net.history if "partition_ari" in row]
+    assert [ari < 0.99 for ari in recorded] == [True, True, False, False]
+    assert "partition_ari" not in net.history[0]  # odd epochs are not checked
+
+
+def test_partition_stable_never_stops_a_partition_that_keeps_changing():
+    rows = torch.zeros(20, 2)
+    module = DeepClusterModule(_Shifting(settle=10**6), None, 2, 2)
+    cb = PartitionStable(rows, lambda enc, r: enc(r), lambda Z: (Z[:, 0] > 5).long().numpy(),
+                         every=1, threshold=0.99).initialize()
+    net = _Net(module)
+    for _ in range(15):
+        net.history.new_epoch()
+        cb.on_epoch_end(net)  # never raises
+    assert cb.streak_ == 0
+
+
+@pytest.mark.parametrize("kind", CLUSTERERS)
+def test_auto_pretraining_stops_when_the_initial_partition_settles(kind):
+    # two far-apart groups: the partition is found in the first checks and never changes
+    rng = np.random.RandomState(0)
+    X2 = np.vstack([rng.normal(0, 0.1, (40, 5)), rng.normal(8, 0.1, (40, 5))]).astype(np.float32)
+    auto = make(kind, n_clusters=2, pretrain_epochs="auto", batch_size=40, max_epochs=1).fit(X2)
+    resolved = auto.resolved_params_["pretrain_epochs"]
+    every = max(1, round(resolved / 20))
+    checks = [row["partition_ari"] for row in auto.history_ if "partition_ari" in row]
+    assert auto.pretrain_epochs_ == 3 * every < resolved  # the first possible stop: third check
+    assert checks == [1.0, 1.0]
+    # a fixed count is a fixed count
+    fixed = make(kind, n_clusters=2, pretrain_epochs=5, batch_size=40, max_epochs=1).fit(X2)
+    assert fixed.pretrain_epochs_ == 5
+    assert all("partition_ari" not in row for row in fixed.history_)
