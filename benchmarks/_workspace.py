@@ -5,6 +5,7 @@ The library never searches for data; the benchmark scripts default to
 beside the repository (the workspace layout).
 """
 
+import json
 import os
 from pathlib import Path
 
@@ -17,3 +18,12 @@ WORKSPACE_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 def data_dir(path=None):
     """``path`` when given, else ``$DEEPCLUSTER_SK_DATA``, else :data:`WORKSPACE_DATA`."""
     return path or os.environ.get(DATA_ENV_VAR) or str(WORKSPACE_DATA)
+
+
+def emit(row, out=None):
+    """Print ``row`` as a JSON line, and append the line to the file ``out`` when given."""
+    line = json.dumps(row)
+    print(line, flush=True)
+    if out:
+        with open(out, "a") as f:
+            f.write(line + "\n")

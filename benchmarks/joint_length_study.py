@@ -27,7 +27,7 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _workspace import data_dir  # noqa: E402
+from _workspace import data_dir, emit  # noqa: E402
 from bench_defaults import TABULAR_SETS, load_set  # noqa: E402
 from run_benchmark import _accuracy_trace  # noqa: E402
 
@@ -104,12 +104,8 @@ def main(argv=None):
             continue
         for method in args.methods.split(","):
             for seed in (int(s) for s in args.seeds.split(",")):
-                row = trace_fit(name, method, seed, folder, extra)
-                print(json.dumps(row), flush=True)
-                rows.append(row)
-                if args.out:
-                    with open(args.out, "a") as f:
-                        f.write(json.dumps(row) + "\n")
+                rows.append(trace_fit(name, method, seed, folder, extra))
+                emit(rows[-1], args.out)
     print(table(rows))
 
 

@@ -40,7 +40,7 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _workspace import data_dir  # noqa: E402
+from _workspace import data_dir, emit  # noqa: E402
 from bench_defaults import load_set  # noqa: E402
 
 THRESHOLDS = (0.9, 0.95, 0.98)
@@ -170,12 +170,8 @@ def main(argv=None):
     rows = []
     for name in args.sets.split(","):
         for seed in args.seeds:
-            row = trace_fit(name, seed, data_dir(args.data_dir), json.loads(args.extra), args.every)
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-            if args.out:
-                with open(args.out, "a") as f:
-                    f.write(json.dumps(row) + "\n")
+            rows.append(trace_fit(name, seed, data_dir(args.data_dir), json.loads(args.extra), args.every))
+            emit(rows[-1], args.out)
     print(table(rows))
 
 

@@ -50,3 +50,31 @@ def test_two_augmented_fits_in_threads_equal_sequential_fits(kind):
         for key in expected:
             np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
     assert not np.array_equal(sequential[0]["Z"], sequential[1]["Z"])  # the seeds matter
+
+
+def test_fits_whose_pretraining_stops_on_a_settled_partition_equal_in_threads():
+    # 'auto' pretraining ends when the initial partition stops changing; the checks run
+    # k-means (its own seed) on the fit's embedding, so threads must not change when it ends
+    from sklearn.datasets import make_blobs
+
+    Xb = make_blobs(120, 8, centers=3, cluster_std=0.5, random_state=0)[0].astype(np.float32)
+
+    def make(seed):
+        return DeepFuzzyCMeans(3, hidden_layer_sizes=(32,), batch_size=32, max_epochs=2, random_state=seed,
+                               device="cpu")
+
+    sequential = [make(seed).fit(Xb) for seed in (0, 1)]
+    assert all(e.pretrain_epochs_ < e.resolved_params_["pretrain_epochs"] for e in sequential)  # the stop fired
+    results = [None, None]
+
+    def work(i):
+        results[i] = make(i).fit(Xb)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for got, expected in zip(results, sequential):
+        assert got.pretrain_epochs_ == expected.pretrain_epochs_
+        np.testing.assert_array_equal(got.transform(Xb), expected.transform(Xb))
