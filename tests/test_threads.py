@@ -26,6 +26,21 @@ def _make(kind, seed):
                n_neighbors=4, init_smoothing=2, **small)
 
 
+def _in_two_threads(fit):
+    """``[fit(0), fit(1)]``, the two calls running at the same time in two threads."""
+    results = [None, None]
+
+    def work(i):
+        results[i] = fit(i)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
 def _outputs(est):
     out = {"Z": est.transform(X)}
     if hasattr(est, "predict_proba"):
@@ -36,16 +51,7 @@ def _outputs(est):
 @pytest.mark.parametrize("kind", ["emb", "dfcm", "mec"])
 def test_two_augmented_fits_in_threads_equal_sequential_fits(kind):
     sequential = [_outputs(_make(kind, seed).fit(X)) for seed in (0, 1)]
-    results = [None, None]
-
-    def work(i):
-        results[i] = _outputs(_make(kind, i).fit(X))
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in (0, 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = _in_two_threads(lambda i: _outputs(_make(kind, i).fit(X)))
     for got, expected in zip(results, sequential):
         for key in expected:
             np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
@@ -65,16 +71,7 @@ def test_fits_whose_pretraining_stops_on_a_settled_partition_equal_in_threads():
 
     sequential = [make(seed).fit(Xb) for seed in (0, 1)]
     assert all(e.pretrain_epochs_ < e.resolved_params_["pretrain_epochs"] for e in sequential)  # the stop fired
-    results = [None, None]
-
-    def work(i):
-        results[i] = make(i).fit(Xb)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in (0, 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = _in_two_threads(lambda i: make(i).fit(Xb))
     for got, expected in zip(results, sequential):
         assert got.pretrain_epochs_ == expected.pretrain_epochs_
         np.testing.assert_array_equal(got.transform(Xb), expected.transform(Xb))
