@@ -7,7 +7,9 @@ pretraining and the initialisation only) and ``pretrain_epochs`` set to its
 epochs runs, on the current encoder's embedding of all rows, what the fit
 would run had pretraining stopped there: the k-NN graph and the graph
 initialisation (:func:`~deepcluster_sk.initialization.graph_init` with the
-resolved smoothing). It records per checkpoint the epoch, the seconds since
+resolved smoothing; its k-means seeded with ``random_state`` itself, where
+the fit seeds it from a number it draws from ``random_state``, so a check's
+partition can differ slightly from the fit's own). It records per checkpoint the epoch, the seconds since
 the start of ``fit``, the pretraining loss, the initial partition's ACC and
 the label-free signals a stop rule could read: the ARI between this
 checkpoint's partition and the previous one's, and the graph's normalized
@@ -61,7 +63,8 @@ def checkpoint_callback(est, X, y, every, start):
 
     # what the fit resolves (it fits a copy of ``est``, whose fitted attributes the callback cannot see)
     p = resolve_auto(est.get_params(), len(X), est.n_clusters)
-    scale = input_scale(sample_rows(torch.as_tensor(np.asarray(X, dtype=np.float32)), 10000))
+    X32 = torch.as_tensor(np.asarray(X, dtype=np.float32))
+    rows = scaled(X32, 1.0 / input_scale(sample_rows(X32, 10000)))
 
     class Checkpoints(Callback):
         def __init__(self):
@@ -72,13 +75,11 @@ def checkpoint_callback(est, X, y, every, start):
             if epoch % every:
                 return
             t = time.perf_counter()
-            rows = scaled(torch.as_tensor(np.asarray(X, dtype=np.float32)), 1.0 / scale)
             net.module_.eval()
             Z = encode(net.module_.encoder, rows, device=torch.device("cpu"))
             net.module_.train()
             neighbors = nearest_neighbors(Z, p["n_neighbors"])
             init = graph_init(Z.numpy(), est.n_clusters, neighbors=neighbors.numpy(), random_state=est.random_state,
-                              
                               n_steps=p["init_smoothing"], n_init=est.n_init, refine=est.init_refine)
             labels = np.asarray(init.labels)
             prev = self.rows[-1]["labels"] if self.rows else None

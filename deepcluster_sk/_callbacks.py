@@ -20,6 +20,7 @@ import warnings
 import numpy as np
 import torch
 from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
 from skorch.callbacks import Callback
 
 from .memberships import squared_distances
@@ -179,8 +180,6 @@ class PartitionStable(Callback):
         return self
 
     def on_epoch_end(self, net, **kwargs):
-        from sklearn.metrics import adjusted_rand_score
-
         if len(net.history) % self.every:
             return
         labels = np.asarray(self.partition(self.encode(unwrap(net.module_).encoder, self.rows)))
