@@ -34,6 +34,7 @@ training about 5x slower (threads spin-waiting on each other).
 """
 
 import argparse
+import ast
 import json
 import os
 import time
@@ -125,9 +126,16 @@ def main():
     ap.add_argument("--fista-iter", type=int, default=150)
     ap.add_argument("--out", default=str(ROOT / "results" / "signal_to_image.jsonl"))
     ap.add_argument("--methods", nargs="+", default=None)
+    ap.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE",
+                    help="SignalToImage parameters for both s2i rows, as Python literals "
+                         "(e.g. transforms=\"('rot90','flip','rotate')\"); recorded in the rows")
     ap.add_argument("--device", default="cpu",
                     help="where the operator, the iterative solvers and the networks run (e.g. cuda)")
     args = ap.parse_args()
+    overrides = {}
+    for item in args.set:
+        name, _, value = item.partition("=")
+        overrides[name] = ast.literal_eval(value)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
 
     X = load_cells(args.data)
@@ -210,9 +218,12 @@ def main():
                                        ("s2i_equivariant", dict(equivariance_weight=1.0))):
                         if not want(method):
                             continue
-                        model, t_fit = timed(SignalToImage(op, SHAPE, **common, **kw).fit, S_tr)
+                        # --set wins over the row's own setting only on the equivariant row
+                        params = {**common, **kw, **overrides} if kw["equivariance_weight"] else {**common, **overrides, **kw}
+                        model, t_fit = timed(SignalToImage(op, SHAPE, **params).fit, S_tr)
                         Xh, t = timed(model.transform, S_te)
-                        record(method, Xh, train_s=t_fit, infer_s=t, epochs=args.epochs, channels=args.channels)
+                        record(method, Xh, train_s=t_fit, infer_s=t, epochs=args.epochs, channels=args.channels,
+                               **({"overrides": {k: repr(v) for k, v in overrides.items()}} if overrides else {}))
                     if want("supervised"):
                         infer, t_fit = timed(train_supervised, op, S_tr, X_tr, channels=args.channels,
                                              epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
@@ -224,8 +235,20 @@ def main():
     print_table(rows)
 
 
+def label(row):
+    """A row's name in the table: its method, and its ``--set`` values and epochs when it has any
+    (or the ``probe`` a study file names it by)."""
+    if row.get("probe"):
+        return f"{row['method']} ({row['probe']})"
+    if not row.get("overrides"):
+        return row["method"]
+    values = ", ".join(f"{k}={v}" for k, v in row["overrides"].items())
+    return f"{row['method']} ({values}, {row['epochs']} epochs)"
+
+
 def table_cells(rows):
     """(header, body rows) of the results table: PSNR / SSIM pooled over test cells and seeds."""
+    rows = [dict(r, method=label(r)) for r in rows]
     methods = list(dict.fromkeys(r["method"] for r in rows))
     configs = sorted(dict.fromkeys((r["ratio"], r["snr_db"]) for r in rows), key=lambda c: (c[0], -c[1]))
     head = ["method", *(f"ratio {r:g}, {s:g} dB" for r, s in configs), "train s", "ms / image"]

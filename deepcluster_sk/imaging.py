@@ -37,7 +37,10 @@ from .reconstruction import operator_norm, pinv_matrix, tikhonov_matrix
 __all__ = ["SignalToImage", "ResidualUNet", "random_transform", "make_cells", "TRANSFORMS"]
 
 #: Names of the image transforms the equivariance term can draw from.
-TRANSFORMS = ("rot90", "flip", "shift", "rotate")
+TRANSFORMS = ("rot90", "flip", "shift", "rotate", "scale")
+
+#: ``'scale'`` zooms by a factor drawn log-uniformly in [1 / SCALE_RANGE, SCALE_RANGE].
+SCALE_RANGE = 1.25
 
 
 def _block(c_in, c_out):
@@ -105,12 +108,14 @@ def random_transform(images, transforms, generator, *, flow_axis=-1):
     Parameters
     ----------
     images : tensor of shape (batch, H, W)
-    transforms : iterable of {'rot90', 'flip', 'shift', 'rotate'}
+    transforms : iterable of {'rot90', 'flip', 'shift', 'rotate', 'scale'}
         ``'rot90'``: rotation by a multiple of 90 degrees (square images;
         180 degrees only otherwise); ``'flip'``: mirror across the flow
         axis; ``'shift'``: circular shift across the flow (along the image
-        axis that is not ``flow_axis``); ``'rotate'``: rotation by any angle
-        (bilinear, edge pixels extended). Applied in that order.
+        axis that is not ``flow_axis``); ``'rotate'``: rotation by any angle;
+        ``'scale'``: zoom about the centre by a factor drawn log-uniformly in
+        ``[1 / SCALE_RANGE, SCALE_RANGE]`` (``'rotate'`` and ``'scale'``:
+        one bilinear resampling, edge pixels extended). Applied in that order.
     generator : torch.Generator
         Source of every draw (CPU).
     flow_axis : {-1, -2}, default=-1
@@ -148,11 +153,14 @@ def random_transform(images, transforms, generator, *, flow_axis=-1):
         idx = (torch.arange(n, device=dev)[None, :] - d[:, None]) % n  # (B, n)
         idx = idx[:, :, None].expand(B, n, x.shape[3 - axis]) if axis == 1 else idx[:, None, :].expand(B, x.shape[1], n)
         x = torch.gather(x, axis, idx)
-    if "rotate" in transforms:
-        theta = (torch.rand(B, generator=generator) * 2 * math.pi).to(dev)
-        cos, sin = torch.cos(theta), torch.sin(theta)
+    rotate, scale = "rotate" in transforms, "scale" in transforms
+    if rotate or scale:  # one resampling for both: a rotation by theta, then a zoom by c
+        theta = (torch.rand(B, generator=generator) * 2 * math.pi) if rotate else torch.zeros(B)
+        # c log-uniform in [1 / SCALE_RANGE, SCALE_RANGE]; c > 1 enlarges the image's content
+        c = SCALE_RANGE ** (2 * torch.rand(B, generator=generator) - 1) if scale else torch.ones(B)
+        cos, sin = torch.cos(theta) / c, torch.sin(theta) / c
         affine = torch.stack([torch.stack([cos, -sin, torch.zeros_like(cos)], 1),
-                              torch.stack([sin, cos, torch.zeros_like(cos)], 1)], 1)
+                              torch.stack([sin, cos, torch.zeros_like(cos)], 1)], 1).to(dev)
         grid = F.affine_grid(affine.to(x.dtype), (B, 1, x.shape[1], x.shape[2]), align_corners=False)
         x = F.grid_sample(x[:, None], grid, mode="bilinear", padding_mode="border", align_corners=False)[:, 0]
     return x
@@ -216,20 +224,23 @@ def make_cells(n_samples=100, image_shape=(28, 28), *, background=0.85, random_s
 
 
 class SignalToImageModule(nn.Module):
-    """The trained model: a linear first reconstruction, then the network.
+    """The trained model: a linear first reconstruction, then the network's stages.
 
-    ``reconstruct(s) = f(s) = x0 + sd * (net((x0 - mu) / sd) - (x0 - mu) / sd)``
-    with ``x0 = R s`` (``R``: pseudo-inverse or scaled adjoint), i.e. the
-    network refines ``x0`` in units of its pixel spread. ``forward`` is
-    the engine's: it computes, once per batch, the outputs the loss terms
-    need (see :mod:`deepcluster_sk.losses`).
+    ``x0 = R s`` (``R``: pseudo-inverse or scaled adjoint); each stage ``k``
+    refines the current image in units of the first image's pixel spread,
+    ``x <- x + sd * (net_k((x - mu) / sd) - (x - mu) / sd)``, and a
+    data-consistency step ``x <- x + G (s - A x)`` separates consecutive
+    stages (``G``: ``D`` when given, else ``R``; the scaled adjoint without
+    either) and ends the last one when ``D`` is given. ``forward`` is the
+    engine's: it computes, once per batch, the outputs the loss terms need
+    (see :mod:`deepcluster_sk.losses`).
     """
 
-    def __init__(self, operator, net, image_shape, R=None, adjoint_scale=1.0, mu=0.0, sd=1.0,
+    def __init__(self, operator, nets, image_shape, R=None, adjoint_scale=1.0, mu=0.0, sd=1.0,
                  transforms=(), noise_std=0.0, r2r_alpha=0.5, flow_axis=-1, D=None):
         super().__init__()
         self.operator = operator
-        self.net = net
+        self.nets = nn.ModuleList(nets)
         self.image_shape = tuple(image_shape)
         self.register_buffer("R", R)
         self.register_buffer("D", D)
@@ -264,14 +275,22 @@ class SignalToImageModule(nn.Module):
             x0 = s @ self.R.T if self.R is not None else self.operator.adjoint(s) * self.adjoint_scale
             return x0 + self.prior
 
+    def _consistency_step(self, x, s, G):
+        """``x + G (s - A x)``, in float32; ``G=None``: the scaled adjoint (a gradient step)."""
+        with self._exact(s.device):
+            residual = s.float() - self.operator(x)
+            return x + (residual @ G.T if G is not None else self.operator.adjoint(residual) * self.adjoint_scale)
+
     def reconstruct(self, s):
-        x0 = self.first_image(s)
-        z = ((x0 - self.mu) / self.sd).reshape(-1, 1, *self.image_shape)
-        r = (self.net(z) - z).reshape(len(s), -1).float()
-        x = x0 + self.sd * r
+        x = self.first_image(s)
+        G = self.D if self.D is not None else self.R
+        for k, net in enumerate(self.nets):
+            if k > 0:
+                x = self._consistency_step(x, s, G)
+            z = ((x - self.mu) / self.sd).reshape(-1, 1, *self.image_shape)
+            x = x + self.sd * (net(z) - z).reshape(len(s), -1).float()
         if self.D is not None:  # data consistency: x + A^T (A A^T + lam I)^-1 (s - A x)
-            with self._exact(s.device):
-                x = x + (s.float() - self.operator(x)) @ self.D.T
+            x = self._consistency_step(x, s, self.D)
         return x
 
     def _noise(self, like, std):
@@ -334,7 +353,7 @@ class SignalToImage(DeepEstimatorBase):
         Weight of the equivariance term; 0 trains on measurement
         consistency alone (which cannot fill the null space of ``A``).
 
-    transforms : tuple of {'rot90', 'flip', 'shift', 'rotate'}, default=('rot90', 'flip')
+    transforms : tuple of {'rot90', 'flip', 'shift', 'rotate', 'scale'}, default=('rot90', 'flip')
         The group of the equivariance term (see :func:`random_transform`):
         transforms the set of images is invariant to and ``A`` is not.
         Avoid transforms that ``A`` commutes with: a shift along the flow
@@ -381,6 +400,17 @@ class SignalToImage(DeepEstimatorBase):
 
     depth : int, default=2
         Down-samplings of the U-Net.
+
+    n_stages : int, default=1
+        Refinement stages of an unrolled reconstruction: each stage is its
+        own network (a U-Net, or a copy of ``network``) and a
+        data-consistency step ``x <- x + G (s - A x)`` separates
+        consecutive stages (``G``: the first image's linear reconstruction,
+        regularised with ``noise_std``; the scaled adjoint with
+        ``input='adjoint'``). Every stage adds one network's cost to
+        training and inference. On BloodMNIST cells at ratio 0.25, 40 dB,
+        two stages gained 0.2 dB PSNR for twice the time; a third added
+        nothing (user guide).
 
     max_epochs : int, default=50
 
@@ -482,6 +512,7 @@ class SignalToImage(DeepEstimatorBase):
         "network": [StrOptions({"unet"}), nn.Module],
         "channels": [Interval(Integral, 1, None, closed="left")],
         "depth": [Interval(Integral, 0, None, closed="left")],
+        "n_stages": [Interval(Integral, 1, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
@@ -508,6 +539,7 @@ class SignalToImage(DeepEstimatorBase):
         network="unet",
         channels=32,
         depth=2,
+        n_stages=1,
         max_epochs=50,
         batch_size=64,
         lr=1e-3,
@@ -530,6 +562,7 @@ class SignalToImage(DeepEstimatorBase):
         self.network = network
         self.channels = channels
         self.depth = depth
+        self.n_stages = n_stages
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -611,9 +644,9 @@ class SignalToImage(DeepEstimatorBase):
         noise = float(self.noise_std or 0.0)
         with seeded_global_rng(runtime.seed, runtime.device):
             if isinstance(self.network, nn.Module):
-                net = copy.deepcopy(self.network)
+                nets = [copy.deepcopy(self.network) for _ in range(self.n_stages)]
             else:
-                net = ResidualUNet(self.channels, self.depth)
+                nets = [ResidualUNet(self.channels, self.depth) for _ in range(self.n_stages)]
         # scales: the signals' per-value variance and the input images' pixel spread
         sample = sample_rows(rows, 16384).to(runtime.device)  # all rows up to 16,384; evenly spaced above
         v_s = float(sample.float().var(0).mean()) or 1.0
@@ -625,7 +658,7 @@ class SignalToImage(DeepEstimatorBase):
         if self.input == "pinv" and noise > 0:
             R = D  # the regularised pseudo-inverse: A^+ amplifies noise
         D = D if consistency else None
-        module = SignalToImageModule(op, net, (H, W), R=R, adjoint_scale=adjoint_scale,
+        module = SignalToImageModule(op, nets, (H, W), R=R, adjoint_scale=adjoint_scale,
                                      transforms=self.transforms, noise_std=noise, r2r_alpha=self.r2r_alpha,
                                      flow_axis=flow_axis, D=D).to(runtime.device)
         with torch.no_grad():

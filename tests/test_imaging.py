@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from deepcluster_sk import SignalToImage
-from deepcluster_sk.imaging import ResidualUNet, make_cells, random_transform
+from deepcluster_sk.imaging import ResidualUNet, SignalToImageModule, make_cells, random_transform
 from deepcluster_sk.losses import Equivariance, MeasurementConsistency, Recorrupted
 from deepcluster_sk.operators import FlowModulation, LinearOperator
-from deepcluster_sk.reconstruction import pseudo_inverse
+from deepcluster_sk.reconstruction import pinv_matrix, pseudo_inverse
 
 SHAPE = (12, 12)
 
@@ -67,7 +67,7 @@ def test_equivariance_target_is_a_constant(cells):
     assert out["re_reconstructed"].requires_grad
     term = Equivariance()(out)
     term.backward()
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.net.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.nets.parameters())
 
 
 def test_noisy_signals_train_with_recorruption(cells):
@@ -77,6 +77,41 @@ def test_noisy_signals_train_with_recorruption(cells):
     model = _tiny(op, noise_std=sigma, max_epochs=1).fit(noisy[:128])
     assert set(model.loss_terms_) == {"r2r", "equivariance"}
     assert np.isfinite(model.history_[0]["r2r"])
+
+
+class _AddOne(torch.nn.Module):
+    """A stand-in stage: adds 1 (one pixel spread, once the module scales it back)."""
+
+    def forward(self, z):
+        return z + 1.0
+
+
+def test_stages_alternate_with_data_consistency():
+    """Two stages: x0 -> +sd -> x + R (s - A x) -> +sd [-> x + D (s - A x) when D is given]."""
+    op = FlowModulation(image_shape=SHAPE, compression_ratio=0.5, random_state=0)
+    R = pinv_matrix(op, rcond=1e-3)
+    sd = 0.3
+    s = torch.from_numpy(op.forward(make_cells(3, SHAPE, random_state=0)))
+    ones = torch.ones(1, op.n_pixels)
+    null_part = ones - op(ones) @ R.T  # (I - R A) 1, as a row
+    with torch.no_grad():
+        noisy = SignalToImageModule(op, [_AddOne(), _AddOne()], SHAPE, R=R, sd=sd)  # no final step
+        x0 = noisy.first_image(s)
+        torch.testing.assert_close(noisy.reconstruct(s), x0 + sd * null_part + sd, rtol=1e-4, atol=1e-4)
+        exact = SignalToImageModule(op, [_AddOne(), _AddOne()], SHAPE, R=R, D=R, sd=sd)
+        torch.testing.assert_close(exact.reconstruct(s), x0 + 2 * sd * null_part, rtol=1e-4, atol=1e-4)
+        single = SignalToImageModule(op, [_AddOne()], SHAPE, R=R, sd=sd)
+        torch.testing.assert_close(single.reconstruct(s), x0 + sd, rtol=1e-5, atol=1e-5)
+
+
+def test_stages_train_separately_and_stay_data_consistent(cells):
+    op, _, S, X_test, S_test = cells
+    model = _tiny(op, n_stages=2).fit(S)
+    first, second = model.module_.nets
+    assert first is not second and all(bool(net.out.weight.abs().sum() > 0) for net in (first, second))
+    assert not torch.equal(first.out.weight, second.out.weight)
+    # noise-free: the output still explains its signal exactly
+    np.testing.assert_allclose(op.forward(model.transform(S_test)), S_test, rtol=1e-3, atol=1e-2)
 
 
 def test_transform_inverse_transform_score(cells):
@@ -218,7 +253,7 @@ def test_unet_starts_as_identity_and_keeps_shapes():
 
 def test_random_transform_draws_from_the_generator():
     x = torch.rand(16, 8, 8)
-    for names in (["rot90"], ["flip"], ["shift"], ["rotate"], ["rot90", "flip", "shift"]):
+    for names in (["rot90"], ["flip"], ["shift"], ["rotate"], ["scale"], ["rotate", "scale"], ["rot90", "flip", "shift"]):
         a = random_transform(x, names, torch.Generator().manual_seed(0))
         b = random_transform(x, names, torch.Generator().manual_seed(0))
         assert torch.equal(a, b) and a.shape == x.shape
@@ -227,6 +262,22 @@ def test_random_transform_draws_from_the_generator():
     assert torch.allclose(shifted.sort(1).values, x.sort(1).values)
     rect = torch.rand(4, 6, 10)
     assert random_transform(rect, ["rot90"], torch.Generator().manual_seed(0)).shape == rect.shape
+
+
+def test_scale_zooms_about_the_centre_within_its_range():
+    from deepcluster_sk.imaging import SCALE_RANGE
+
+    H = 32
+    yy, xx = torch.meshgrid(torch.arange(H) + 0.5, torch.arange(H) + 0.5, indexing="ij")
+    disc = (((yy - H / 2) ** 2 + (xx - H / 2) ** 2) < 8.0**2).float()
+    zoomed = random_transform(disc.expand(64, H, H), ["scale"], torch.Generator().manual_seed(0))
+    area = zoomed.sum((1, 2)) / disc.sum()
+    # the disc's area scales by c^2 with c in [1 / SCALE_RANGE, SCALE_RANGE], both ways across the batch
+    assert float(area.min()) > SCALE_RANGE**-2 - 0.06 and float(area.max()) < SCALE_RANGE**2 + 0.06
+    assert float(area.min()) < 0.9 and float(area.max()) > 1.1
+    # the zoom is about the centre and extends the edge: a constant image stays constant
+    flat = random_transform(torch.full((4, H, H), 0.7), ["scale"], torch.Generator().manual_seed(1))
+    assert torch.allclose(flat, torch.full_like(flat, 0.7))
 
 
 def test_loss_terms():
