@@ -77,22 +77,30 @@ def timed(fn, *args, **kw):
     return out, time.perf_counter() - t
 
 
-def train_supervised(op, S, X, *, channels, epochs, batch_size, lr, seed, reg, device="cpu"):
-    """The same network on the same first image as SignalToImage, trained on (signal, image) pairs (MSE)."""
+def train_supervised(op, S, X, *, channels, epochs, batch_size, lr, seed, reg, n_stages=1, device="cpu"):
+    """The same network on the same first image as SignalToImage, trained on (signal, image) pairs (MSE).
+
+    With ``n_stages``, as SignalToImage's: one U-Net per stage and a
+    consistency step ``x <- x + P (s - A x)`` between stages.
+    """
     torch.manual_seed(seed)
-    net = ResidualUNet(channels, 2).to(device)
+    nets = torch.nn.ModuleList(ResidualUNet(channels, 2) for _ in range(n_stages)).to(device)
     P = tikhonov_matrix(op, alpha=reg).to(device)  # SignalToImage's first image for noisy signals
     S_t, X_t = torch.from_numpy(S).to(device), torch.from_numpy(X).to(device)
     x0 = S_t @ P.T
     mu, sd = float(x0.mean()), float(x0.std())
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    opt = torch.optim.Adam(nets.parameters(), lr=lr)
     n_batches = max(1, len(S) // batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * n_batches)
     g = torch.Generator().manual_seed(seed)
 
     def predict(s):
-        z = ((s @ P.T - mu) / sd).reshape(-1, 1, *SHAPE)
-        return mu + sd * net(z).reshape(len(s), -1)
+        x = s @ P.T
+        for k, net in enumerate(nets):
+            if k > 0:
+                x = x + (s - op(x)) @ P.T
+            x = mu + sd * net(((x - mu) / sd).reshape(-1, 1, *SHAPE)).reshape(len(s), -1)
+        return x
 
     for _ in range(epochs):
         for idx in torch.tensor_split(torch.randperm(len(S), generator=g).to(device), n_batches):
@@ -101,7 +109,7 @@ def train_supervised(op, S, X, *, channels, epochs, batch_size, lr, seed, reg, d
             loss.backward()
             opt.step()
             sched.step()
-    net.eval()
+    nets.eval()
 
     def infer(s):
         with torch.inference_mode():
@@ -225,13 +233,14 @@ def main():
                         record(method, Xh, train_s=t_fit, infer_s=t, epochs=args.epochs, channels=args.channels,
                                **({"overrides": {k: repr(v) for k, v in overrides.items()}} if overrides else {}))
                     if want("supervised"):
+                        stages = overrides.get("n_stages", 1)  # the only --set value the supervised network takes
                         infer, t_fit = timed(train_supervised, op, S_tr, X_tr, channels=args.channels,
                                              epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                              seed=seed, reg=sigma**2 / float(S_tr.var(0).mean()),
-                                             device=args.device)
+                                             n_stages=stages, device=args.device)
                         Xh, t = timed(infer, S_te)
                         record("supervised", Xh, train_s=t_fit, infer_s=t, epochs=args.epochs,
-                               channels=args.channels)
+                               channels=args.channels, **({"overrides": {"n_stages": repr(stages)}} if stages > 1 else {}))
     print_table(rows)
 
 

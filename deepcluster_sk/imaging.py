@@ -405,12 +405,12 @@ class SignalToImage(DeepEstimatorBase):
         Refinement stages of an unrolled reconstruction: each stage is its
         own network (a U-Net, or a copy of ``network``) and a
         data-consistency step ``x <- x + G (s - A x)`` separates
-        consecutive stages (``G``: the first image's linear reconstruction,
-        regularised with ``noise_std``; the scaled adjoint with
-        ``input='adjoint'``). Every stage adds one network's cost to
-        training and inference. On BloodMNIST cells at ratio 0.25, 40 dB,
-        two stages gained 0.2 dB PSNR for twice the time; a third added
-        nothing (user guide).
+        consecutive stages (``G``: the pseudo-inverse, regularised when
+        ``noise_std`` is given; with ``input='adjoint'`` and no
+        ``data_consistency``, the adjoint scaled by ``1 / ||A||^2``). Every
+        stage adds one network's cost to training and inference. On
+        BloodMNIST cells at ratio 0.25, 40 dB, two stages gained 0.25 dB
+        PSNR over one (40 epochs, seed 0) for twice the time (user guide).
 
     max_epochs : int, default=50
 
