@@ -105,8 +105,9 @@ def built_docs(tmp_path_factory):
     shutil.copytree(DOCS, tmp_path / "docs", ignore=generated)
     shutil.copytree(ROOT / "examples", tmp_path / "examples", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "README.md", tmp_path / "README.md")  # docs/results.md includes its results
-    (tmp_path / "benchmarks" / "results").mkdir(parents=True)  # the SignalToImage page includes its table
-    shutil.copy(ROOT / "benchmarks" / "results" / "signal_to_image.rst", tmp_path / "benchmarks" / "results")
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)  # the SignalToImage page includes its tables
+    for table in (ROOT / "benchmarks" / "results").glob("*.rst"):
+        shutil.copy(table, tmp_path / "benchmarks" / "results")
     out = tmp_path / "html"
     # document this checkout's package, whatever else is installed
     pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
