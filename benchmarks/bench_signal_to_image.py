@@ -135,15 +135,22 @@ def main():
     ap.add_argument("--out", default=str(ROOT / "results" / "signal_to_image.jsonl"))
     ap.add_argument("--methods", nargs="+", default=None)
     ap.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE",
-                    help="SignalToImage parameters for both s2i rows, as Python literals "
-                         "(e.g. transforms=\"('rot90','flip','rotate')\"); recorded in the rows")
+                    help="SignalToImage parameters, as Python literals (e.g. n_stages=2 or "
+                         "transforms=\"('rot90','flip','rotate')\"), for both s2i rows (the consistency-only "
+                         "row keeps equivariance_weight=0); n_stages also for the supervised row; "
+                         "recorded in the rows")
     ap.add_argument("--device", default="cpu",
                     help="where the operator, the iterative solvers and the networks run (e.g. cuda)")
     args = ap.parse_args()
     overrides = {}
     for item in args.set:
-        name, _, value = item.partition("=")
-        overrides[name] = ast.literal_eval(value)
+        name, sep, value = item.partition("=")
+        try:
+            overrides[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            sep = ""
+        if not sep or not name:
+            ap.error(f"--set takes NAME=VALUE with VALUE a Python literal, got {item!r}")
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
 
     X = load_cells(args.data)

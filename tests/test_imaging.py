@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from deepcluster_sk import SignalToImage
-from deepcluster_sk.imaging import ResidualUNet, SignalToImageModule, make_cells, random_transform
+from deepcluster_sk.imaging import SCALE_RANGE, ResidualUNet, SignalToImageModule, make_cells, random_transform
 from deepcluster_sk.losses import Equivariance, MeasurementConsistency, Recorrupted
 from deepcluster_sk.operators import FlowModulation, LinearOperator
 from deepcluster_sk.reconstruction import pinv_matrix, pseudo_inverse
@@ -265,8 +265,6 @@ def test_random_transform_draws_from_the_generator():
 
 
 def test_scale_zooms_about_the_centre_within_its_range():
-    from deepcluster_sk.imaging import SCALE_RANGE
-
     H = 32
     yy, xx = torch.meshgrid(torch.arange(H) + 0.5, torch.arange(H) + 0.5, indexing="ij")
     disc = (((yy - H / 2) ** 2 + (xx - H / 2) ** 2) < 8.0**2).float()
@@ -275,6 +273,10 @@ def test_scale_zooms_about_the_centre_within_its_range():
     # the disc's area scales by c^2 with c in [1 / SCALE_RANGE, SCALE_RANGE], both ways across the batch
     assert float(area.min()) > SCALE_RANGE**-2 - 0.06 and float(area.max()) < SCALE_RANGE**2 + 0.06
     assert float(area.min()) < 0.9 and float(area.max()) > 1.1
+    # about the centre: the disc's centroid stays where it was
+    for axis_grid in (yy, xx):
+        centroid = (zoomed * axis_grid).sum((1, 2)) / zoomed.sum((1, 2))
+        assert float((centroid - H / 2).abs().max()) < 0.05
     # the zoom is about the centre and extends the edge: a constant image stays constant
     flat = random_transform(torch.full((4, H, H), 0.7), ["scale"], torch.Generator().manual_seed(1))
     assert torch.allclose(flat, torch.full_like(flat, 0.7))
