@@ -204,7 +204,7 @@ def run_size(n, x_path, y_path, args):
     acc = lambda labels: round(float(cluster_accuracy(y, labels)), 4)  # noqa: E731
 
     est = DeepFuzzyCMeans(10, pretrain_epochs=1, max_epochs=0, n_neighbors=0, n_init=1,
-                          precision=args.precision, device="cpu", random_state=0)
+                          precision=args.precision, device="cpu")
     with _Phase(rec, "pretrain_fit"):
         est.fit(X)
     rec["pretrain_epoch_s"] = round(est.history_[0]["dur"], 3)
@@ -215,14 +215,14 @@ def run_size(n, x_path, y_path, args):
 
     k = 10
     with _Phase(rec, "graph"):
-        auto = nearest_neighbors(Z, k, method="auto", random_state=0).numpy()
+        auto = nearest_neighbors(Z, k, method="auto").numpy()
     rec["graph_method"] = "approximate" if n > EXACT_MAX_ROWS else "exact"
     graphs = {}
     if n <= 70_000:
         with _Phase(rec, "graph_exact"):
             exact = nearest_neighbors(Z, k, method="exact")
         with _Phase(rec, "graph_approximate"):
-            approx = nearest_neighbors(Z, k, method="approximate", random_state=0)
+            approx = nearest_neighbors(Z, k, method="approximate")
         rec["graph_recall_at_10"] = round(_recall(approx.numpy(), exact.numpy()), 5)
         rec["graph_recall_rows"] = n
         graphs = {"exact": exact, "approximate": approx}
@@ -233,23 +233,23 @@ def run_size(n, x_path, y_path, args):
     del auto
 
     with _Phase(rec, "init_kmeans"):
-        labels = KMeans(10, n_init=10, random_state=0).fit(Z).labels_
+        labels = KMeans(10, n_init=10).fit(Z).labels_
     rec["init_kmeans_acc"] = acc(labels)
     with _Phase(rec, "init_minibatch"):
-        labels = MiniBatchKMeans(10, n_init=3, batch_size=4096, random_state=0).fit(Z).labels_
+        labels = MiniBatchKMeans(10, n_init=3, batch_size=4096).fit(Z).labels_
     rec["init_minibatch_acc"] = acc(labels)
     with _Phase(rec, "init_kmeans_sample"):
         sample = np.random.default_rng(0).choice(n, min(n, 70_000), replace=False)
-        labels = KMeans(10, n_init=10, random_state=0).fit(Z[sample]).predict(Z)
+        labels = KMeans(10, n_init=10).fit(Z[sample]).predict(Z)
     rec["init_kmeans_sample_acc"] = acc(labels)
 
     if n == args.acc_graph_n and graphs:
         _acc_of_graphs(Z, graphs, y, rec, "pretrained")
         from sklearn.decomposition import PCA
 
-        P = PCA(10, random_state=0).fit_transform(np.asarray(X)).astype(np.float32)
+        P = PCA(10).fit_transform(np.asarray(X)).astype(np.float32)
         pca_graphs = {"exact": nearest_neighbors(P, k, method="exact"),
-                      "approximate": nearest_neighbors(P, k, method="approximate", random_state=0)}
+                      "approximate": nearest_neighbors(P, k, method="approximate")}
         rec["pca10_graph_recall_at_10"] = round(_recall(pca_graphs["approximate"].numpy(),
                                                         pca_graphs["exact"].numpy()), 5)
         _acc_of_graphs(P, pca_graphs, y, rec, "pca10")

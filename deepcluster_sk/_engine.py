@@ -30,6 +30,7 @@ from ._callbacks import EpochProgress, StateSnapshot, StopTraining, unwrap
 from ._data import map_chunks, take
 from .augment import draw_views
 from .losses import weighted_sum
+from .losses._global_batch import global_batch
 
 __all__ = ["Runtime", "Phase", "StopTraining", "UserInterrupt", "run_phase", "encode", "autocast", "unwrap"]
 
@@ -333,16 +334,33 @@ class DistributedNet(AccelerateMixin, TrainingNet):
     once per global batch as in one process), and the recorded losses are
     the mean over the processes, so that every process takes the same
     decisions (plateau, divergence) at the same epoch.
+
+    The processes together train on the one-process loss of the global
+    batch: the terms' batch statistics (total scatter, soft cluster sizes,
+    NT-Xent's negatives) span the global batch
+    (:mod:`deepcluster_sk.losses._global_batch`), and each process's loss is
+    weighted by its share of the batch's rows (``n_share * n_processes /
+    n_batch``; shares differ by a row when the batch does not split evenly),
+    so that DDP's plain average of the gradients is the gradient of the
+    mean over all the batch's rows.
     """
 
-    train_step_single = TrainingNet.train_step_single
+    def train_step_single(self, batch, **fit_params):
+        distributed = self.accelerator.num_processes > 1
+        self.share_weight_ = 1.0
+        if distributed:
+            rows = torch.tensor([len(unpack_data(batch)[0])], dtype=torch.float64, device=self.accelerator.device)
+            self.share_weight_ = float(rows.item() * self.accelerator.num_processes
+                                       / self.accelerator.reduce(rows, reduction="sum").item())
+        with global_batch(distributed):
+            return TrainingNet.train_step_single(self, batch, **fit_params)
 
     def _backward(self, loss):
-        self.accelerator.backward(loss)
+        self.accelerator.backward(loss * self.share_weight_)
 
     def _batch_values(self, terms):
         names = ("loss", *self.term_names)
-        stacked = torch.stack([terms[name].detach().float() for name in names])
+        stacked = torch.stack([terms[name].detach().float() for name in names]) * self.share_weight_
         return dict(zip(names, self.accelerator.reduce(stacked, reduction="mean")))
 
     def _initialize_accelerator(self):

@@ -71,9 +71,9 @@ class ContrastiveEmbedder(DeepEstimatorBase):
         integration; the ``distributed`` extra), as for
         :class:`DeepFuzzyCMeans`: launched as several processes
         (``accelerate launch`` or ``torchrun``), each runs the same ``fit``
-        and trains one model, taking its share of every batch. NT-Xent
-        contrasts each process's share: ``batch_size`` pairs split over
-        ``p`` processes give ``2 * batch_size / p - 2`` negatives a view.
+        and trains one model, taking its share of every batch. NT-Xent's
+        negatives are gathered from every process: ``2 * batch_size - 2``
+        a view, as in one process.
         ``'auto'`` builds an ``Accelerator``; None: one process.
 
     callbacks : list of skorch callbacks, default=None

@@ -14,6 +14,8 @@ import textwrap
 
 import numpy as np
 import pytest
+import torch
+from skorch.callbacks import Callback
 from sklearn.datasets import load_digits
 from sklearn.metrics import adjusted_rand_score
 
@@ -31,7 +33,12 @@ SCRIPT = textwrap.dedent("""
     torch.set_num_threads(1)
     from sklearn.datasets import load_digits
     from deepcluster_sk import ContrastiveEmbedder, DeepFuzzyCMeans, SignalToImage
+    sys.path.insert(0, {here!r})
+    from test_distributed import SHORT, BatchLosses
     X = (load_digits().data / 16.0).astype(np.float32)
+    losses = BatchLosses()
+    DeepFuzzyCMeans(10, accelerator="auto", callbacks=[losses], **SHORT).fit(X[:{short_rows}])
+    np.save(os.path.join(sys.argv[1], "batch_losses_%s.npy" % os.environ["RANK"]), np.array(losses.losses))
     est = DeepFuzzyCMeans(10, accelerator="auto", **{params!r}).fit(X)
     assert est.resolved_params_["batch_size"] == {batch}
     np.save(os.path.join(sys.argv[1], "labels_%s.npy" % os.environ["RANK"]), est.labels_)
@@ -43,6 +50,25 @@ SCRIPT = textwrap.dedent("""
     s2i = SignalToImage(op, (8, 8), accelerator="auto", **{imager!r}).fit(op.forward(X[:256]))
     np.save(os.path.join(sys.argv[1], "images_%s.npy" % os.environ["RANK"]), s2i.transform(op.forward(X[:20])))
 """)
+
+#: A short fit whose every batch loss the two processes must reproduce: 301 rows make batches of 150
+#: and 151 rows, whose shares differ by a row; the joint phase has the terms with batch statistics
+#: (the total scatter, the soft cluster sizes of the neighbour term).
+SHORT = dict(hidden_layer_sizes=(64,), latent_dim=6, batch_size=150, pretrain_epochs=3, max_epochs=3,
+             device="cpu", random_state=0)
+SHORT_ROWS = 301
+
+
+class BatchLosses(Callback):
+    """Records the loss of every training batch, over all phases."""
+
+    def __init__(self):
+        self.losses = []
+
+    def on_batch_end(self, net, batch=None, training=None, **kwargs):
+        if training:
+            self.losses.append(float(net.history[-1, "batches", -1, "train_loss"]))
+
 
 IMAGER = dict(channels=4, max_epochs=2, batch_size=32, device="cpu", random_state=0)
 
@@ -80,7 +106,8 @@ def test_one_process_embedder_with_an_accelerator_equals_no_accelerator():
 
 def test_two_processes_train_one_model_as_good_as_one_process(tmp_path):
     script = tmp_path / "fit.py"
-    script.write_text(SCRIPT.format(params=PARAMS, batch=PARAMS["batch_size"], embedder=EMBEDDER, imager=IMAGER))
+    script.write_text(SCRIPT.format(params=PARAMS, batch=PARAMS["batch_size"], embedder=EMBEDDER, imager=IMAGER,
+                                    here=os.path.dirname(os.path.abspath(__file__)), short_rows=SHORT_ROWS))
     env = dict(os.environ, WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()),
                OMP_NUM_THREADS="1")
     procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path)],
@@ -91,6 +118,19 @@ def test_two_processes_train_one_model_as_good_as_one_process(tmp_path):
     for p, out in zip(procs, outputs):
         assert p.returncode == 0, out[-3000:]
         assert "train_loss" not in out  # verbose=0: no epoch table from any rank
+    # the two processes train on the one-process loss: every batch's loss is the one-process
+    # fit's, in both phases, up to the rounding of a sum split in two
+    losses = [np.load(tmp_path / f"batch_losses_{r}.npy") for r in range(2)]
+    np.testing.assert_array_equal(losses[0], losses[1])
+    reference = BatchLosses()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        DeepFuzzyCMeans(10, callbacks=[reference], **SHORT).fit(_digits()[:SHORT_ROWS])
+    finally:
+        torch.set_num_threads(threads)
+    assert len(reference.losses) == len(losses[0]) == 2 * 6
+    np.testing.assert_allclose(losses[0], reference.losses, rtol=1e-5)
     labels = [np.load(tmp_path / f"labels_{r}.npy") for r in range(2)]
     np.testing.assert_array_equal(labels[0], labels[1])  # one model, not two
     np.testing.assert_allclose(np.load(tmp_path / "proba_0.npy"), np.load(tmp_path / "proba_1.npy"), atol=1e-6)

@@ -5,6 +5,8 @@ from numbers import Real
 import torch
 from torch import nn
 
+from ._global_batch import batch_mean
+
 __all__ = ["LossTerm", "ScaledTerm", "MembershipTerm", "weighted_sum", "size_entropy"]
 
 
@@ -112,7 +114,8 @@ def size_entropy(U):
 
     At most ``log(n_clusters)``, reached when every cluster holds the same
     share of the batch; terms maximise it to keep every cluster in use.
-    Finite when a cluster is empty (``0 log 0 = 0``).
+    Finite when a cluster is empty (``0 log 0 = 0``). In data-parallel
+    training ``ubar`` is the global batch's (:func:`batch_mean`).
     """
-    mean_u = U.mean(dim=0)
+    mean_u = batch_mean(U)
     return -(mean_u * mean_u.clamp_min(torch.finfo(mean_u.dtype).tiny).log()).sum()

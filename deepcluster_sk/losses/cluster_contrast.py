@@ -1,7 +1,10 @@
 """Cluster-level contrast between the memberships of rows and of their views."""
 
+import torch
+
+from ._global_batch import process_sum
 from ._term import MembershipTerm, size_entropy
-from .nt_xent import nt_xent_loss
+from .nt_xent import contrast_pairs
 
 __all__ = ["cluster_contrast_loss", "ClusterContrast"]
 
@@ -46,7 +49,13 @@ def cluster_contrast_loss(U, U_view, temperature=1.0):
     k = U.shape[1]
     if k < 2:
         return U.new_zeros(())
-    contrast = nt_xent_loss(U.T, U_view.T, temperature)
+    # the 2k columns' cosine similarities from their Gram matrix, a sum over the rows (of the
+    # global batch in data-parallel training): NT-Xent on the columns without gathering the rows
+    A = torch.cat([U, U_view], dim=1).float()
+    gram = process_sum(A.T @ A)
+    norms = gram.diagonal().clamp_min(1e-24).sqrt()
+    own = torch.arange(2 * k, device=A.device)
+    contrast = contrast_pairs(gram / (norms[:, None] * norms[None, :]) / temperature, own, k)
     return contrast - size_entropy(U.float()) - size_entropy(U_view.float())
 
 

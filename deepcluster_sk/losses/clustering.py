@@ -1,6 +1,7 @@
 """The scale-invariant soft-clustering term (FCM or MEC, by its membership rule)."""
 
 from ..memberships import squared_distances
+from ._global_batch import batch_mean
 from ._term import MembershipTerm
 
 __all__ = ["total_scatter", "scaled_distances", "clustering_loss", "Clustering"]
@@ -9,7 +10,9 @@ __all__ = ["total_scatter", "scaled_distances", "clustering_loss", "Clustering"]
 def total_scatter(Z):
     """Total scatter of an embedding: mean squared distance to its mean.
 
-    ``T = (1/n) sum_i ||z_i - mean(z)||^2``, the trace of the covariance.
+    ``T = (1/n) sum_i ||z_i - mean(z)||^2``, the trace of the covariance,
+    over the global batch in data-parallel training
+    (:mod:`deepcluster_sk.losses._global_batch`).
 
     Examples
     --------
@@ -17,7 +20,7 @@ def total_scatter(Z):
     >>> total_scatter(torch.tensor([[0., 0.], [2., 0.]]))
     tensor(1.)
     """
-    return (Z - Z.mean(dim=0, keepdim=True)).pow(2).sum(dim=1).mean()
+    return batch_mean((Z - batch_mean(Z)).pow(2).sum(dim=1))
 
 
 def clustering_loss(Z, centers, rule, scale):

@@ -3,9 +3,10 @@
 import torch
 import torch.nn.functional as F
 
+from ._global_batch import gather_rows
 from ._term import LossTerm
 
-__all__ = ["nt_xent_loss", "NTXent"]
+__all__ = ["nt_xent_loss", "contrast_pairs", "NTXent"]
 
 
 def nt_xent_loss(P1, P2, temperature=0.5):
@@ -20,7 +21,10 @@ def nt_xent_loss(P1, P2, temperature=0.5):
         L   = mean_a l_a
 
     computed as a cross entropy over logits with the self-similarity masked
-    to ``-inf``, the numerically stable log-sum-exp form.
+    to ``-inf``, the numerically stable log-sum-exp form. In data-parallel
+    training the negatives are all other vectors of the global batch, every
+    process's share (lightly's ``gather_distributed``), so that a fit on
+    several processes trains on the one-process loss.
 
     Parameters
     ----------
@@ -40,11 +44,27 @@ def nt_xent_loss(P1, P2, temperature=0.5):
     True
     """
     n = P1.shape[0]
-    P = F.normalize(torch.cat([P1, P2], dim=0).float(), dim=1)
-    logits = P @ P.T / temperature
-    self_mask = torch.eye(2 * n, dtype=torch.bool, device=P.device)
-    logits = logits.masked_fill(self_mask, float("-inf"))
-    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(P.device)
+    A1, offset = gather_rows(P1)
+    A2, _ = gather_rows(P2)
+    n_all = A1.shape[0]
+    P = F.normalize(torch.cat([A1, A2], dim=0).float(), dim=1)
+    own = torch.cat([torch.arange(offset, offset + n), torch.arange(n_all + offset, n_all + offset + n)])
+    own = own.to(P.device)
+    return contrast_pairs(P[own] @ P.T / temperature, own, n_all)
+
+
+def contrast_pairs(logits, own, n_all):
+    """Mean cross entropy of each vector's partner view against all other vectors.
+
+    ``logits`` (len(own), 2 * n_all) holds the similarities of the vectors
+    ``own`` (indices into the ``2 * n_all`` vectors, first views then second
+    views, the first half of ``own`` in the first views) to all of them.
+    A vector's own entry is masked to ``-inf``; its target is the same
+    sample's other view.
+    """
+    logits = logits.masked_fill(own[:, None] == torch.arange(2 * n_all, device=logits.device)[None, :],
+                                float("-inf"))
+    targets = torch.where(own < n_all, own + n_all, own - n_all)
     return F.cross_entropy(logits, targets)
 
 

@@ -2,6 +2,7 @@
 
 import torch
 
+from ._global_batch import batch_sum
 from ._term import MembershipTerm
 
 __all__ = ["target_distribution", "consistency_loss", "ViewConsistency"]
@@ -12,7 +13,8 @@ def target_distribution(U):
 
     ``P_ij = (U_ij^2 / f_j) / sum_l (U_il^2 / f_l)`` with ``f_j = sum_i U_ij``
     the soft size of cluster ``j``: squaring sharpens each row, dividing by
-    the cluster size keeps large clusters from absorbing the rest.
+    the cluster size keeps large clusters from absorbing the rest. In
+    data-parallel training ``f_j`` is the global batch's (:func:`batch_sum`).
 
     Parameters
     ----------
@@ -30,7 +32,7 @@ def target_distribution(U):
     tensor([[0.6923, 0.3077],
             [0.3077, 0.6923]])
     """
-    P = U.pow(2) / U.sum(dim=0).clamp_min(torch.finfo(U.dtype).tiny)
+    P = U.pow(2) / batch_sum(U).clamp_min(torch.finfo(U.dtype).tiny)
     return P / P.sum(dim=1, keepdim=True).clamp_min(torch.finfo(U.dtype).tiny)
 
 
