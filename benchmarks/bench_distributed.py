@@ -46,7 +46,9 @@ WORKER = textwrap.dedent("""
     seconds = time.perf_counter() - start
     rank = os.environ.get("RANK", "0")
     np.save(os.path.join(sys.argv[1], "labels_%s.npy" % rank), est.labels_)
-    json.dump({"seconds": seconds}, open(os.path.join(sys.argv[1], "time_%s.json" % rank), "w"))
+    pretrain = sum(r["phase"] == "pretrain" for r in est.history_)
+    json.dump({"seconds": seconds, "pretrain_epochs": pretrain},
+              open(os.path.join(sys.argv[1], "time_%s.json" % rank), "w"))
 """)
 
 
@@ -71,8 +73,8 @@ def _launch(folder, seed, n_processes, threads):
         if p.wait() != 0:
             raise RuntimeError(f"a worker failed (exit {p.returncode})")
     labels = [np.load(os.path.join(folder, f"labels_{r}.npy")) for r in range(n_processes)]
-    seconds = max(json.load(open(os.path.join(folder, f"time_{r}.json")))["seconds"] for r in range(n_processes))
-    return labels, seconds
+    info = [json.load(open(os.path.join(folder, f"time_{r}.json"))) for r in range(n_processes)]
+    return labels, max(i["seconds"] for i in info), info[0]["pretrain_epochs"]
 
 
 def main(argv=None):
@@ -96,12 +98,12 @@ def main(argv=None):
     rows = []
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as one, tempfile.TemporaryDirectory() as many:
-            (single,), t1 = _launch(one, seed, 1, threads)
-            parallel, tn = _launch(many, seed, args.processes, threads)
+            (single,), t1, pre1 = _launch(one, seed, 1, threads)
+            parallel, tn, pren = _launch(many, seed, args.processes, threads)
         control = {}
         if args.control_threads:
             with tempfile.TemporaryDirectory() as other:
-                (other_threads,), _ = _launch(other, seed, 1, args.control_threads)
+                (other_threads,), _, _ = _launch(other, seed, 1, args.control_threads)
             control = {"control_threads": args.control_threads,
                        "ari_threads_control": round(adjusted_rand_score(single, other_threads), 4)}
         row = {"seed": seed, "processes": args.processes, "threads": threads,
@@ -111,18 +113,21 @@ def main(argv=None):
                "ari_1": round(adjusted_rand_score(y, single), 4), "ari_n": round(adjusted_rand_score(y, parallel[0]), 4),
                "ari_between": round(adjusted_rand_score(single, parallel[0]), 4),
                "ranks_agree": bool(all(np.array_equal(parallel[0], p) for p in parallel[1:])),
-               "seconds_1": round(t1, 1), "seconds_n": round(tn, 1), **control}
+               "seconds_1": round(t1, 1), "seconds_n": round(tn, 1),
+               "pretrain_epochs_1": pre1, "pretrain_epochs_n": pren, **control}
         print(json.dumps(row), flush=True)
         rows.append(row)
         if args.out:
             with open(args.out, "a") as fh:
                 fh.write(json.dumps(row) + "\n")
     print("\n| seed | ACC 1 process | ACC %d processes | ARI between | ranks agree | s (1) | s (n) "
-          "| ARI 1 process, %s threads against %d |" % (args.processes, args.control_threads or "-", threads))
-    print("|---|---|---|---|---|---|---|---|")
+          "| pretraining epochs (1, n) | ARI 1 process, %s threads against %d |"
+          % (args.processes, args.control_threads or "-", threads))
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['seed']} | {r['acc_1']:.3f} | {r['acc_n']:.3f} | {r['ari_between']:.3f} | {r['ranks_agree']} "
-              f"| {r['seconds_1']} | {r['seconds_n']} | {r.get('ari_threads_control', '-')} |")
+              f"| {r['seconds_1']} | {r['seconds_n']} | {r['pretrain_epochs_1']}, {r['pretrain_epochs_n']} "
+              f"| {r.get('ari_threads_control', '-')} |")
 
 
 if __name__ == "__main__":

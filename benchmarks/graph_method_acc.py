@@ -2,7 +2,8 @@
 
 Fits :class:`~deepcluster_sk.DeepFuzzyCMeans` with the defaults on full
 MNIST (70,000 rows, above ``graph.EXACT_MAX_ROWS``, so ``method='auto'``
-builds the FAISS HNSW graph) once as is and once with the graph forced to
+builds the approximate FAISS graph: HNSW until the inverted file replaced
+it, see ``graph_order_study.py``) once as is and once with the graph forced to
 exact search (``EXACT_MAX_ROWS`` raised for this process only: the
 estimators expose no such switch). Everything else, seed included, is
 the same; one JSON line per fit (ACC / NMI / ARI of the final and the

@@ -16,7 +16,10 @@ miss. This study times the build and the queries separately for:
   inverted-file index (FAISS ``IndexIVFFlat``) with cells of a fixed size
   (``--cell`` rows, k-means trained on 64 rows a cell, an HNSW quantizer)
   probing ``--nprobe`` cells a query: constant work per query if the
-  recall holds.
+  recall holds; ``ivf_tree``: the same, the rows added and queried in the
+  k-d tree's order (neighbouring queries probe the same cells);
+* ``library``: :func:`deepcluster_sk.graph.nearest_neighbors` with
+  ``method='approximate'`` as it is, timed as a whole (under "search").
 
 Data: the rows of ``bench_scale.py``'s memory map (MNIST and random affine
 copies of it; built there if missing) projected on the first 10 principal
@@ -59,22 +62,30 @@ def _timed(fn):
     return out, round(time.perf_counter() - wall, 3), round(time.process_time() - cpu, 3)
 
 
-def run_ivf(Z, k, cell, nprobe):
+def run_ivf(Z, k, cell, nprobe, tree_order=False):
     import faiss
+    from sklearn.neighbors import KDTree
 
     n, dim = Z.shape
-    rec = {"n": n, "variant": f"ivf cell {cell} nprobe {nprobe}", "order_cpu_s": 0.0}
+    rec = {"n": n, "variant": f"ivf{' tree' if tree_order else ''} cell {cell} nprobe {nprobe}", "order_cpu_s": 0.0}
+    order = np.arange(n)
+    if tree_order:  # rows enter the lists, and are queried, in the k-d tree's order
+        order, _, rec["order_cpu_s"] = _timed(lambda: KDTree(Z, leaf_size=64).get_arrays()[1].astype(np.int64))
+    Z = np.ascontiguousarray(Z[order])
     faiss.omp_set_num_threads(1)
     quantizer = faiss.IndexHNSWFlat(dim, 16)
     index = faiss.IndexIVFFlat(quantizer, dim, max(1, n // cell))
     index.cp.max_points_per_centroid = 64
+    index.cp.seed = 0
     _, train_wall, train_cpu = _timed(lambda: index.train(Z))
     _, add_wall, add_cpu = _timed(lambda: index.add(Z))
     rec["build_wall_s"], rec["build_cpu_s"] = round(train_wall + add_wall, 3), round(train_cpu + add_cpu, 3)
     index.nprobe = nprobe
     quantizer.hnsw.efSearch = max(64, 2 * nprobe)
-    (_, neighbors), rec["search_wall_s"], rec["search_cpu_s"] = _timed(lambda: index.search(Z, k + 1))
-    return _finish(rec, Z, neighbors, k)
+    (_, found), rec["search_wall_s"], rec["search_cpu_s"] = _timed(lambda: index.search(Z, k + 1))
+    neighbors = np.empty_like(found)
+    neighbors[order] = np.where(found >= 0, order[np.maximum(found, 0)], -1)
+    return _finish(rec, Z[np.argsort(order)], neighbors, k)
 
 
 def _finish(rec, Z, neighbors, k):
@@ -92,8 +103,15 @@ def run(Z, k, variant, seed=0, cell=256, nprobe=16):
 
     from deepcluster_sk import graph
 
-    if variant == "ivf":
-        return run_ivf(Z, k, cell, nprobe)
+    if variant == "library":  # what nearest_neighbors(method='approximate') does, timed as a whole
+        import torch
+
+        rec = {"n": len(Z), "variant": "library (nearest_neighbors)", "order_cpu_s": 0.0, "build_cpu_s": 0.0}
+        neighbors, rec["search_wall_s"], rec["search_cpu_s"] = _timed(
+            lambda: graph.nearest_neighbors(torch.from_numpy(Z), k, method="approximate").numpy())
+        return _finish(rec, Z, neighbors, k)
+    if variant in ("ivf", "ivf_tree"):
+        return run_ivf(Z, k, cell, nprobe, tree_order=variant == "ivf_tree")
     n, dim = Z.shape
     rec = {"n": n, "variant": variant}
     if variant == "random":

@@ -2,7 +2,7 @@
 
 * :func:`nearest_neighbors`: the k-nearest-neighbour graph, by exact search
   in blocks or, above :data:`EXACT_MAX_ROWS` rows, with an approximate
-  index (FAISS's HNSW, from the ``scale`` extra);
+  index (a FAISS inverted file, from the ``scale`` extra);
 * :func:`smooth_on_neighbors`: averaging over the graph (a lazy random
   walk), which the initialisation's k-means runs on;
 * :func:`normalized_cut` and :func:`refine_by_normalized_cut`: the graph's
@@ -34,18 +34,24 @@ __all__ = [
 #: ``method='auto'`` searches exactly up to this many rows and with the
 #: approximate index above. Measured on one CPU thread, 10-dimensional MNIST
 #: embeddings (``benchmarks/bench_scale.py``, CPU seconds): exact search
-#: grows as ``n**2`` (2.3 s for 17,500 rows, 32 s for 70,000), the HNSW
-#: index much more slowly (1.2 s and 7.6 s): the index gets faster near
-#: 10,000 rows, but below 20,000 exact search takes a few seconds at most,
-#: and the small sets (USPS, 9,298 rows; BloodMNIST, 17,092) keep their
-#: exact graph.
+#: grows as ``n**2`` (2.3 s for 17,500 rows, 32 s for 70,000), an index
+#: much more slowly (an HNSW index: 1.2 s and 7.6 s; the inverted file now
+#: used: 7.5 s for 70,000 rows, ``graph_order_study.py``); below 20,000 rows
+#: exact search takes a few seconds at most, and the small sets (USPS, 9,298
+#: rows; BloodMNIST, 17,092) keep their exact graph.
 EXACT_MAX_ROWS = 20_000
 
-#: HNSW parameters: links per node, and the candidate lists of construction
-#: and search (recall@10 above 0.999 on 10-d MNIST embeddings, 17,500 to 280,000 rows)
+#: The approximate index: an inverted file (FAISS ``IndexIVFFlat``) of cells
+#: of about ``_IVF_CELL_ROWS`` rows (k-means centres, trained on
+#: ``_IVF_TRAIN_ROWS_PER_CELL`` rows a cell, found through a small HNSW graph
+#: of ``_HNSW_M`` links a node); each query scans its ``_IVF_PROBES`` nearest
+#: cells. The work per query does not grow with ``n``: the graph's CPU time
+#: grew as ``n**1.06`` from 70,000 to 1,120,000 rows at recall@10 0.997 to
+#: 0.982 (``benchmarks/graph_order_study.py``).
+_IVF_CELL_ROWS = 256
+_IVF_PROBES = 16
+_IVF_TRAIN_ROWS_PER_CELL = 64
 _HNSW_M = 16
-_HNSW_EF_CONSTRUCTION = 40
-_HNSW_EF_SEARCH = 64
 
 _INSTALL_HINT = 'pip install "deepcluster_sk[scale]"  (or: pip install faiss-cpu)'
 _warned_missing = False
@@ -71,19 +77,18 @@ def nearest_neighbors(Z, n_neighbors, *, method="auto", block_size=2**24):
     ``n_samples`` grows while time grows as its square (a 10-dimensional
     embedding of 70,000 rows: about 30 s on one CPU thread).
 
-    ``method='approximate'``: a hierarchical navigable small-world graph
-    (HNSW, from `FAISS <https://github.com/facebookresearch/faiss>`_: the
-    ``scale`` extra, ``pip install "deepcluster_sk[scale]"``) on the CPU;
-    every row is then a query. Time grows as ``n_samples**1.25`` (1,120,000
-    rows in minutes, not hours) and about 999 of 1,000 true neighbours are
-    found (recall@10 on MNIST embeddings; see ``benchmarks/bench_scale.py``).
-    Rows enter the index, and are queried, in the order of a k-d tree's
-    leaves, so that rows close in space are close in memory: on 1,120,000
-    rows that made the search 2.4 times and the whole graph 1.5 times
-    faster than a random order, at the same recall
-    (``benchmarks/graph_order_study.py``). The index is built on one
-    thread, which makes the graph deterministic; the queries run on FAISS's
-    threads.
+    ``method='approximate'``: an inverted-file index from `FAISS
+    <https://github.com/facebookresearch/faiss>`_ (the ``scale`` extra,
+    ``pip install "deepcluster_sk[scale]"``) on the CPU: k-means cells of
+    about 256 rows, each row a query that scans its 16 nearest cells. The
+    work per query does not grow with ``n_samples``, so time grows about
+    linearly (``n**1.06`` from 70,000 to 1,120,000 rows, 141 CPU seconds
+    for the largest) and 982 to 997 of 1,000 true neighbours are found
+    (recall@10; ``benchmarks/graph_order_study.py``). Rows enter the cells,
+    and are queried, in the order of a k-d tree's leaves, so that
+    consecutive queries scan the same cells while they are in the cache.
+    The index is built on one thread, which makes the graph deterministic;
+    the queries run on FAISS's threads.
 
     ``method='auto'`` (default): exact up to :data:`EXACT_MAX_ROWS` rows,
     approximate above; when FAISS is not installed it searches exactly and
@@ -141,7 +146,7 @@ def nearest_neighbors(Z, n_neighbors, *, method="auto", block_size=2**24):
                         stacklevel=2,
                     )
     if method == "approximate":
-        return _hnsw_neighbors(Z, k)
+        return _ivf_neighbors(Z, k)
     return _exact_neighbors(Z, k, block_size)
 
 
@@ -164,25 +169,30 @@ def _exact_neighbors(Z, k, block_size, rows=None):
     return torch.cat(out) if out else torch.empty((0, k), dtype=torch.long)
 
 
-def _hnsw_neighbors(Z, k):
-    """Approximate search with a FAISS HNSW index over all rows, each row a query."""
+def _ivf_neighbors(Z, k):
+    """Approximate search with a FAISS inverted-file index over all rows, each row a query."""
     from sklearn.neighbors import KDTree
 
     faiss = _import_faiss()
     X = np.ascontiguousarray(Z.detach().float().cpu().numpy())
     n, dim = X.shape
-    # the k-d tree's leaf order: rows near in space sit near in the index's memory
+    # the k-d tree's leaf order: consecutive queries are near each other and scan the same cells
     order = KDTree(X, leaf_size=64).get_arrays()[1].astype(np.int64)
     Xo = np.ascontiguousarray(X[order])
-    index = faiss.IndexHNSWFlat(dim, _HNSW_M)
-    index.hnsw.efConstruction = _HNSW_EF_CONSTRUCTION
+    n_cells = max(1, n // _IVF_CELL_ROWS)
+    quantizer = faiss.IndexHNSWFlat(dim, _HNSW_M)
+    index = faiss.IndexIVFFlat(quantizer, dim, n_cells)
+    index.cp.max_points_per_centroid = _IVF_TRAIN_ROWS_PER_CELL  # k-means on a seeded sample
+    index.cp.seed = 0
     threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)  # a parallel build links rows in a racy order
+    faiss.omp_set_num_threads(1)  # k-means and the quantizer's graph: one thread, one result
     try:
+        index.train(Xo)
         index.add(Xo)
     finally:
         faiss.omp_set_num_threads(threads)
-    index.hnsw.efSearch = max(_HNSW_EF_SEARCH, 2 * (k + 1))
+    index.nprobe = min(n_cells, _IVF_PROBES)
+    quantizer.hnsw.efSearch = max(64, 2 * index.nprobe)
     _, found_o = index.search(Xo, k + 1)  # queries are independent: parallel is deterministic
     found = np.empty_like(found_o)
     found[order] = np.where(found_o >= 0, order[np.maximum(found_o, 0)], -1)

@@ -131,7 +131,7 @@ def test_refinement_never_raises_the_cut_nor_changes_the_cluster_count(seed, n_c
         assert normalized_cut(new, neighbors, n_clusters) < normalized_cut(labels, neighbors, n_clusters)
 
 
-# -- approximate search (FAISS HNSW, the 'scale' extra) ----------------------
+# -- approximate search (a FAISS inverted file, the 'scale' extra) ----------------------
 
 def _clustered(n=2000, dim=8, seed=0):
     rng = np.random.RandomState(seed)
@@ -154,6 +154,20 @@ def test_approximate_neighbors_recall_the_exact_graph():
     assert _recall(approx, exact) >= 0.9
     # numpy input and a clipped k, as for exact search
     assert nearest_neighbors(Z[:3].numpy(), 10, method="approximate").shape == (3, 2)
+
+
+def test_approximate_neighbors_scan_only_some_cells_and_recall_the_exact_graph():
+    pytest.importorskip("faiss", reason="needs FAISS: pip install deepcluster_sk[scale]")
+    from deepcluster_sk import graph
+
+    Z = _clustered(12_000)  # 46 cells of about 256 rows, 16 scanned a query: not exhaustive
+    assert 12_000 // graph._IVF_CELL_ROWS > 2 * graph._IVF_PROBES
+    approx = nearest_neighbors(Z, 10, method="approximate")
+    assert (approx != torch.arange(12_000)[:, None]).all()
+    assert all(len(set(row)) == 10 for row in approx[::100].tolist())
+    rows = torch.arange(0, 12_000, 20)
+    exact = graph._exact_neighbors(Z, 10, 2**24, rows=rows)
+    assert _recall(approx[rows], exact) >= 0.9
 
 
 def test_approximate_neighbors_are_deterministic_and_do_not_depend_on_the_row_order():
@@ -179,7 +193,7 @@ def test_auto_switches_to_the_index_above_the_threshold(monkeypatch):
     from deepcluster_sk import graph
 
     calls = []
-    monkeypatch.setattr(graph, "_hnsw_neighbors", lambda Z, k: calls.append(len(Z)) or "approx")
+    monkeypatch.setattr(graph, "_ivf_neighbors", lambda Z, k: calls.append(len(Z)) or "approx")
     monkeypatch.setattr(graph, "EXACT_MAX_ROWS", 100)
     Z = _clustered(101)
     assert nearest_neighbors(Z, 3) == "approx" and calls == [101]
