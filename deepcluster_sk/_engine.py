@@ -349,7 +349,7 @@ class DistributedNet(AccelerateMixin, TrainingNet):
         distributed = self.accelerator.num_processes > 1
         self.share_weight_ = 1.0
         if distributed:
-            rows = torch.tensor([len(unpack_data(batch)[0])], dtype=torch.float64, device=self.accelerator.device)
+            rows = torch.tensor([len(unpack_data(batch)[0])], dtype=torch.float32, device=self.accelerator.device)
             self.share_weight_ = float(rows.item() * self.accelerator.num_processes
                                        / self.accelerator.reduce(rows, reduction="sum").item())
         with global_batch(distributed):
