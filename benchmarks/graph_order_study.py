@@ -77,20 +77,25 @@ def run_ivf(Z, k, cell, nprobe, tree_order=False):
     order = np.arange(n)
     if tree_order:  # rows enter the lists, and are queried, in the k-d tree's order
         order, _, rec["order_cpu_s"] = _timed(lambda: KDTree(Z, leaf_size=64).get_arrays()[1].astype(np.int64))
-    Z = np.ascontiguousarray(Z[order])
+    Zo = np.ascontiguousarray(Z[order])
     faiss.omp_set_num_threads(1)
     quantizer = faiss.IndexHNSWFlat(dim, 16)
     index = faiss.IndexIVFFlat(quantizer, dim, max(1, n // cell))
     index.cp.max_points_per_centroid = 64  # k-means seed: FAISS's default (1234); the library uses 0
-    _, train_wall, train_cpu = _timed(lambda: index.train(Z))
-    _, add_wall, add_cpu = _timed(lambda: index.add(Z))
+    _, train_wall, train_cpu = _timed(lambda: index.train(Zo))
+    _, add_wall, add_cpu = _timed(lambda: index.add(Zo))
     rec["build_wall_s"], rec["build_cpu_s"] = round(train_wall + add_wall, 3), round(train_cpu + add_cpu, 3)
     index.nprobe = nprobe
     quantizer.hnsw.efSearch = max(64, 2 * nprobe)
-    (_, found), rec["search_wall_s"], rec["search_cpu_s"] = _timed(lambda: index.search(Z, k + 1))
+    (_, found), rec["search_wall_s"], rec["search_cpu_s"] = _timed(lambda: index.search(Zo, k + 1))
+    return _finish(rec, Z, _unordered(found, order), k)
+
+
+def _unordered(found, order):
+    """Neighbours of the rows of Z from the search of Z[order]: row ``order[i]`` found ``order[found[i]]``."""
     neighbors = np.empty_like(found)
     neighbors[order] = np.where(found >= 0, order[np.maximum(found, 0)], -1)
-    return _finish(rec, Z[np.argsort(order)], neighbors, k)
+    return neighbors
 
 
 def _finish(rec, Z, neighbors, k):
@@ -132,10 +137,7 @@ def run(Z, k, variant, seed=0, cell=256, nprobe=16):
     index.hnsw.efSearch = max(HNSW_EF_SEARCH, 2 * (k + 1))
     # queries in the insertion order (row i of Zo is row order[i] of Z)
     (_, found), rec["search_wall_s"], rec["search_cpu_s"] = _timed(lambda: index.search(Zo, k + 1))
-    found = np.where(found >= 0, order[np.maximum(found, 0)], -1)
-    neighbors = np.empty_like(found)
-    neighbors[order] = found
-    return _finish(rec, Z, neighbors, k)
+    return _finish(rec, Z, _unordered(found, order), k)
 
 
 def main():
