@@ -13,7 +13,10 @@ scaled back-projection ``c A^T s``, pseudo-inverse, Tikhonov and FISTA-TV
 the self-supervised model does not get), SignalToImage with measurement
 consistency only (negative control), SignalToImage with consistency +
 equivariance, and the same network trained supervised on (signal, image)
-pairs (upper bound). Both networks get the noise level: SignalToImage
+pairs (upper bound). SignalToImage runs with its defaults unless
+``--epochs``, ``--channels``, ``--batch-size``, ``--lr`` or ``--set`` say
+otherwise; the supervised network copies its network and training settings.
+Both networks get the noise level: SignalToImage
 ``noise_std=sigma`` (recorrupted-to-recorrupted, regularised pseudo-inverse
 input), the supervised one the same regularised pseudo-inverse as input.
 Each (ratio, noise) runs with 3 seeds (mask, noise,
@@ -26,7 +29,7 @@ rows stay NumPy / CPU); rows record the device.
 Writes one JSON line per (method, ratio, SNR, seed) to
 ``benchmarks/results/signal_to_image.jsonl`` and prints a markdown table::
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_signal_to_image.py --epochs 10
+    OMP_NUM_THREADS=1 python benchmarks/bench_signal_to_image.py
     python benchmarks/bench_signal_to_image.py --table-from benchmarks/results/signal_to_image.jsonl
 
 One thread: on a shared, loaded 2-core machine two intra-op threads made
@@ -54,6 +57,8 @@ from deepcluster_sk.reconstruction import (
 ROOT = Path(__file__).resolve().parent
 DATA = ROOT.parent.parent / "shared" / "data" / "bloodmnist.npz"
 SHAPE = (28, 28)
+#: The --set values the supervised network takes from SignalToImage's
+SUPERVISED_SET = ("n_stages", "depth", "downscale")
 
 
 def load_cells(path):
@@ -77,14 +82,28 @@ def timed(fn, *args, **kw):
     return out, time.perf_counter() - t
 
 
-def train_supervised(op, S, X, *, channels, epochs, batch_size, lr, seed, reg, n_stages=1, device="cpu"):
+def timed_network(fn, S, repeats=5):
+    """A trained network's output on ``S`` and its median time over ``repeats`` calls, after one
+    warm-up call on a few rows (oneDNN builds its kernels on a model's first call; a deployed
+    model is warm). Each call takes a fraction of a second, which one timing would leave to the
+    machine's jitter; the solvers' single calls run for seconds."""
+    fn(S[:32])
+    times = []
+    for _ in range(repeats):
+        out, t = timed(fn, S)
+        times.append(t)
+    return out, float(np.median(times))
+
+
+def train_supervised(op, S, X, *, channels, depth, downscale, epochs, batch_size, lr, seed, reg, n_stages=1,
+                     device="cpu"):
     """The same network on the same first image as SignalToImage, trained on (signal, image) pairs (MSE).
 
     With ``n_stages``, as SignalToImage's: one U-Net per stage and a
     consistency step ``x <- x + P (s - A x)`` between stages.
     """
     torch.manual_seed(seed)
-    nets = torch.nn.ModuleList(ResidualUNet(channels, 2) for _ in range(n_stages)).to(device)
+    nets = torch.nn.ModuleList(ResidualUNet(channels, depth, downscale) for _ in range(n_stages)).to(device)
     P = tikhonov_matrix(op, alpha=reg).to(device)  # SignalToImage's first image for noisy signals
     S_t, X_t = torch.from_numpy(S).to(device), torch.from_numpy(X).to(device)
     x0 = S_t @ P.T
@@ -112,8 +131,10 @@ def train_supervised(op, S, X, *, channels, epochs, batch_size, lr, seed, reg, n
     nets.eval()
 
     def infer(s):
+        # in chunks of about 2**17 pixels on the CPU, as SignalToImage's transform
+        rows = max(16, 2**17 // X.shape[1]) if torch.device(device).type == "cpu" else len(s)
         with torch.inference_mode():
-            return predict(torch.from_numpy(s).to(device)).cpu().numpy()
+            return torch.cat([predict(c) for c in torch.split(torch.from_numpy(s).to(device), rows)]).cpu().numpy()
 
     return infer
 
@@ -127,17 +148,18 @@ def main():
     ap.add_argument("--ratios", type=float, nargs="+", default=[0.25, 0.5])
     ap.add_argument("--snrs", type=float, nargs="+", default=[40.0, 20.0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--channels", type=int, default=8)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=3e-3)
+    # None: SignalToImage's default (and the supervised network's, which copies SignalToImage's)
+    ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--channels", type=int, default=None)
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--fista-iter", type=int, default=150)
     ap.add_argument("--out", default=str(ROOT / "results" / "signal_to_image.jsonl"))
     ap.add_argument("--methods", nargs="+", default=None)
     ap.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE",
                     help="SignalToImage parameters, as Python literals (e.g. n_stages=2 or "
                          "transforms=\"('rot90','flip','rotate')\"), for both s2i rows (the consistency-only "
-                         "row keeps equivariance_weight=0); n_stages also for the supervised row; "
+                         "row keeps equivariance_weight=0); n_stages, depth and downscale also for the supervised row; "
                          "recorded in the rows")
     ap.add_argument("--device", default="cpu",
                     help="where the operator, the iterative solvers and the networks run (e.g. cuda)")
@@ -226,9 +248,11 @@ def main():
                         Xh, t = timed(fista_tv, op, S_te, SHAPE, weight=tuned[key], n_iter=args.fista_iter,
                                       bounds=(0, 1), lipschitz=lip)
                         record("fista_tv", Xh, infer_s=t, weight=tuned[key], n_iter=args.fista_iter)
-                    common = dict(channels=args.channels, max_epochs=args.epochs, batch_size=args.batch_size,
-                                  lr=args.lr, device=args.device, random_state=seed, rcond=1e-3,
+                    common = dict(device=args.device, random_state=seed, rcond=1e-3,
                                   noise_std=sigma)  # the detector's noise level is known
+                    common.update({k: v for k, v in (("channels", args.channels), ("max_epochs", args.epochs),
+                                                     ("batch_size", args.batch_size), ("lr", args.lr))
+                                   if v is not None})
                     for method, kw in (("s2i_consistency_only", dict(equivariance_weight=0.0)),
                                        ("s2i_equivariant", dict(equivariance_weight=1.0))):
                         if not want(method):
@@ -236,18 +260,25 @@ def main():
                         # --set wins over the row's own setting only on the equivariant row
                         params = {**common, **kw, **overrides} if kw["equivariance_weight"] else {**common, **overrides, **kw}
                         model, t_fit = timed(SignalToImage(op, SHAPE, **params).fit, S_tr)
-                        Xh, t = timed(model.transform, S_te)
-                        record(method, Xh, train_s=t_fit, infer_s=t, epochs=args.epochs, channels=args.channels,
+                        Xh, t = timed_network(model.transform, S_te)
+                        record(method, Xh, train_s=t_fit, infer_s=t, epochs=model.max_epochs,
+                               channels=model.channels, depth=model.depth, downscale=model.downscale,
                                **({"overrides": {k: repr(v) for k, v in overrides.items()}} if overrides else {}))
                     if want("supervised"):
-                        stages = overrides.get("n_stages", 1)  # the only --set value the supervised network takes
-                        infer, t_fit = timed(train_supervised, op, S_tr, X_tr, channels=args.channels,
-                                             epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                        # SignalToImage's network and training settings, as the equivariant row resolves them
+                        # (the --set values it takes: n_stages, depth, downscale)
+                        net = SignalToImage(op, SHAPE, **{**common, **{k: v for k, v in overrides.items()
+                                                                      if k in SUPERVISED_SET}}).get_params()
+                        infer, t_fit = timed(train_supervised, op, S_tr, X_tr, channels=net["channels"],
+                                             depth=net["depth"], downscale=net["downscale"],
+                                             epochs=net["max_epochs"], batch_size=net["batch_size"], lr=net["lr"],
                                              seed=seed, reg=sigma**2 / float(S_tr.var(0).mean()),
-                                             n_stages=stages, device=args.device)
-                        Xh, t = timed(infer, S_te)
-                        record("supervised", Xh, train_s=t_fit, infer_s=t, epochs=args.epochs,
-                               channels=args.channels, **({"overrides": {"n_stages": repr(stages)}} if stages > 1 else {}))
+                                             n_stages=net["n_stages"], device=args.device)
+                        Xh, t = timed_network(infer, S_te)
+                        taken = {k: repr(v) for k, v in overrides.items() if k in SUPERVISED_SET}
+                        record("supervised", Xh, train_s=t_fit, infer_s=t, epochs=net["max_epochs"],
+                               channels=net["channels"], depth=net["depth"], downscale=net["downscale"],
+                               **({"overrides": taken} if taken else {}))
     print_table(rows)
 
 

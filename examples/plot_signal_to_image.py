@@ -40,7 +40,7 @@ def psnr(X_hat, X):
 # %%
 # Train on signals only, then reconstruct the test cells in one pass.
 t = time.perf_counter()
-model = SignalToImage(op, shape, channels=8, max_epochs=10, batch_size=32, lr=3e-3, random_state=0).fit(S_train)
+model = SignalToImage(op, shape, max_epochs=10, random_state=0).fit(S_train)
 print(f"trained in {time.perf_counter() - t:.0f} s; last epoch:",
       {k: round(v, 4) for k, v in model.history_[-1].items() if k in ("measurement", "equivariance")})
 t = time.perf_counter()

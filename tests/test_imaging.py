@@ -137,6 +137,16 @@ def test_score_is_the_relative_residual_whatever_the_chunk_size(cells):
     assert model.score(S_test) == pytest.approx(expected, rel=1e-4)
 
 
+def test_cpu_inference_in_cache_sized_chunks_gives_the_same_images(cells):
+    op, _, S, _, S_test = cells
+    model = _tiny(op, max_epochs=1).fit(S[:128])
+    assert model._chunk_rows() == min(model.inference_batch_size, 2**17 // 144)
+    whole = model.transform(S_test)  # 100 rows: one chunk
+    model._cpu_chunk_pixels = 144 * 16  # chunks of 16 rows, the last one shorter
+    assert model._chunk_rows() == 16
+    np.testing.assert_allclose(model.transform(S_test), whole, rtol=1e-5, atol=1e-6)
+
+
 def test_memory_mapped_signals_give_the_same_outputs(cells, tmp_path):
     op, _, S, _, S_test = cells
     model = _tiny(op, max_epochs=1).fit(S[:128])
@@ -249,6 +259,27 @@ def test_unet_starts_as_identity_and_keeps_shapes():
     for shape in [(12, 12), (13, 9), (28, 28)]:
         x = torch.rand(2, 1, *shape)
         assert torch.equal(ResidualUNet(4, 2)(x), x)
+        for downscale in (2, 3):
+            assert torch.equal(ResidualUNet(4, 1, downscale)(x), x)
+
+
+@pytest.mark.parametrize("downscale", [2, 3])
+def test_downscaled_unet_corrects_every_pixel_and_pads_by_replication(downscale):
+    """The correction is per pixel (not per block), and an image whose sides are not multiples
+    of ``downscale`` gets the correction of its replicate-padded version, cropped."""
+    torch.manual_seed(0)
+    net = ResidualUNet(4, 1, downscale)
+    torch.nn.init.normal_(net.out.weight)
+    x = torch.rand(2, 1, 13, 10)
+    with torch.no_grad():
+        correction = net(x) - x
+        pad = (0, -10 % downscale, 0, -13 % downscale)
+        padded = torch.nn.functional.pad(x, pad, mode="replicate")
+        expected = (net(padded) - padded)[..., :13, :10]
+    assert correction.shape == x.shape
+    torch.testing.assert_close(correction, expected)
+    block = correction[..., :downscale, :downscale]
+    assert float(block.std()) > 1e-3  # pixels of one block get their own corrections
 
 
 def test_random_transform_draws_from_the_generator():
