@@ -131,8 +131,8 @@ def train_supervised(op, S, X, *, channels, depth, downscale, epochs, batch_size
     nets.eval()
 
     def infer(s):
-        # in chunks of about 2**17 pixels on the CPU, as SignalToImage's transform
-        rows = max(16, 2**17 // X.shape[1]) if torch.device(device).type == "cpu" else len(s)
+        # in SignalToImage's CPU chunks (about _cpu_chunk_pixels pixels), as its transform
+        rows = max(16, SignalToImage._cpu_chunk_pixels // X.shape[1]) if torch.device(device).type == "cpu" else len(s)
         with torch.inference_mode():
             return torch.cat([predict(c) for c in torch.split(torch.from_numpy(s).to(device), rows)]).cpu().numpy()
 

@@ -52,6 +52,8 @@ _IVF_CELL_ROWS = 256
 _IVF_PROBES = 16
 _IVF_TRAIN_ROWS_PER_CELL = 64
 _HNSW_M = 16
+#: The quantizer's HNSW candidate list at search (at least twice the probed cells)
+_HNSW_EF_SEARCH = 64
 
 _INSTALL_HINT = 'pip install "deepcluster_sk[scale]"  (or: pip install faiss-cpu)'
 _warned_missing = False
@@ -192,7 +194,7 @@ def _ivf_neighbors(Z, k):
     finally:
         faiss.omp_set_num_threads(threads)
     index.nprobe = min(n_cells, _IVF_PROBES)
-    quantizer.hnsw.efSearch = max(64, 2 * index.nprobe)
+    quantizer.hnsw.efSearch = max(_HNSW_EF_SEARCH, 2 * index.nprobe)
     _, found_o = index.search(Xo, k + 1)  # queries are independent: parallel is deterministic
     found = np.empty_like(found_o)
     found[order] = np.where(found_o >= 0, order[np.maximum(found_o, 0)], -1)
