@@ -3,26 +3,31 @@
 Fits :class:`ContrastiveEmbedder` (image augmentations on the training
 device) and reports, as JSON lines and a markdown table:
 
-* ACC / NMI / ARI of ``KMeans`` on the embedding,
+* ACC / NMI / ARI of ``KMeans`` on the embedding, and the ACC of a
+  ``GaussianMixture`` (full covariances) on it,
 * linear-probe accuracy: logistic regression on the embedding trained with
   1 % and with 10 % of the labels (stratified), evaluated on the rest, the
   standard measure of a self-supervised representation,
-* fit seconds and seconds per epoch.
+* fit seconds, seconds per epoch and the process's peak resident memory
+  so far (``peak_rss_mb``, Linux ``ru_maxrss``).
 
 Examples::
 
     python benchmarks/bench_contrastive.py --datasets usps --seeds 0 1 2
     python benchmarks/bench_contrastive.py --datasets mnist --set max_epochs=20 encoder=cnn
+    python benchmarks/bench_contrastive.py --table-from benchmarks/results/contrastive_mnist.jsonl
 """
 
 import argparse
 import json
+import resource
 import time
 
 import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -41,6 +46,37 @@ def linear_probe(Z, y, fraction, seed):
     return float(probe.fit(Z_train, y_train).score(Z_test, y_test))
 
 
+def print_tables(rows):
+    """Per-seed and per-dataset mean markdown tables of the JSON rows.
+
+    Rows measured before a column existed (``gmm_acc``) show ``-`` there, and
+    the mean leaves them out.
+    """
+
+    def cell(value):
+        return "-" if value is None else f"{value:.3f}"
+
+    def mean_of(group, key):
+        values = [r[key] for r in group if key in r]
+        return float(np.mean(values)) if values else None
+
+    print("\n| dataset | seed | KMeans ACC | NMI | ARI | GMM ACC | probe 1% | probe 10% | fit s | s/epoch |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['dataset']} | {r['seed']} | {r['kmeans_acc']:.3f} | {r['kmeans_nmi']:.3f} | "
+              f"{r['kmeans_ari']:.3f} | {cell(r.get('gmm_acc'))} | {r['probe_1pct']:.3f} | "
+              f"{r['probe_10pct']:.3f} | {r['fit_s']} | {r['s_per_epoch']} |")
+    print("\n| dataset | seeds | KMeans ACC | NMI | ARI | GMM ACC | probe 1% | probe 10% | fit s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name in dict.fromkeys(r["dataset"] for r in rows):
+        group = [r for r in rows if r["dataset"] == name]
+        mean = {k: mean_of(group, k) for k in
+                ("kmeans_acc", "kmeans_nmi", "kmeans_ari", "gmm_acc", "probe_1pct", "probe_10pct", "fit_s")}
+        print(f"| {name} | {len(group)} | {mean['kmeans_acc']:.3f} | {mean['kmeans_nmi']:.3f} | "
+              f"{mean['kmeans_ari']:.3f} | {cell(mean['gmm_acc'])} | {mean['probe_1pct']:.3f} | "
+              f"{mean['probe_10pct']:.3f} | {mean['fit_s']:.0f} |")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["usps"])
@@ -48,7 +84,13 @@ def main(argv=None):
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE")
     parser.add_argument("--out", default=None, help="append the JSON lines to this file")
+    parser.add_argument("--table-from", nargs="+", default=None, metavar="JSONL",
+                        help="print the tables of earlier runs' JSON lines, fitting nothing")
     args = parser.parse_args(argv)
+    if args.table_from:
+        rows = [json.loads(line) for path in args.table_from for line in open(path) if line.strip()]
+        print_tables(sorted(rows, key=lambda r: (r["dataset"], r["seed"])))
+        return
     extra = {k: json.loads(v) if v[:1] in "[{0123456789.-" else v
              for k, v in (item.split("=", 1) for item in args.set)}
 
@@ -65,39 +107,28 @@ def main(argv=None):
             start = time.perf_counter()
             Z = est.fit_transform(X)
             fit_s = time.perf_counter() - start
-            labels = KMeans(len(np.unique(y)), n_init=10, random_state=seed).fit_predict(Z)
+            k = len(np.unique(y))
+            labels = KMeans(k, n_init=10, random_state=seed).fit_predict(Z)
+            gmm_labels = GaussianMixture(k, n_init=3, random_state=seed).fit_predict(Z)
             row = {
                 "dataset": name, "seed": seed, "params": extra,
                 "kmeans_acc": round(cluster_accuracy(y, labels), 4),
                 "kmeans_nmi": round(normalized_mutual_info_score(y, labels), 4),
                 "kmeans_ari": round(adjusted_rand_score(y, labels), 4),
+                "gmm_acc": round(cluster_accuracy(y, gmm_labels), 4),
                 "probe_1pct": round(linear_probe(Z, y, 0.01, seed), 4),
                 "probe_10pct": round(linear_probe(Z, y, 0.10, seed), 4),
                 "fit_s": round(fit_s, 1),
                 "s_per_epoch": round(float(np.mean([r["dur"] for r in est.history_])), 2),
                 "epochs": est.n_iter_,
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             }
             rows.append(row)
             print(json.dumps(row), flush=True)
             if args.out:
                 with open(args.out, "a") as fh:
                     fh.write(json.dumps(row) + "\n")
-    print("\n| dataset | seed | KMeans ACC | NMI | ARI | probe 1% | probe 10% | fit s | s/epoch |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['dataset']} | {r['seed']} | {r['kmeans_acc']:.3f} | {r['kmeans_nmi']:.3f} | "
-              f"{r['kmeans_ari']:.3f} | {r['probe_1pct']:.3f} | {r['probe_10pct']:.3f} | {r['fit_s']} | "
-              f"{r['s_per_epoch']} |")
-    print("\n| dataset | seeds | KMeans ACC | NMI | ARI | probe 1% | probe 10% | fit s |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name in args.datasets:
-        group = [r for r in rows if r["dataset"] == name]
-        mean = {k: np.mean([r[k] for r in group]) for k in
-                ("kmeans_acc", "kmeans_nmi", "kmeans_ari", "probe_1pct", "probe_10pct", "fit_s")}
-        print(f"| {name} | {len(group)} | {mean['kmeans_acc']:.3f} | {mean['kmeans_nmi']:.3f} | "
-              f"{mean['kmeans_ari']:.3f} | {mean['probe_1pct']:.3f} | {mean['probe_10pct']:.3f} | "
-              f"{mean['fit_s']:.0f} |")
-
+    print_tables(rows)
 
 if __name__ == "__main__":
     main()

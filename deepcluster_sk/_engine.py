@@ -238,7 +238,7 @@ class Objective(torch.nn.Module):
     """
 
     #: Outputs that are computed from augmented views.
-    VIEW_NEEDS = frozenset({"reconstruction", "projections", "view_distances"})
+    VIEW_NEEDS = frozenset({"reconstruction", "projections", "view_distances", "view_embeddings"})
 
     def __init__(self, terms, augment=None, generator=None):
         super().__init__()

@@ -181,6 +181,7 @@ class DeepClusterModule(nn.Module):
     ``reconstruction``         ``decoder`` of the first view's embedding (of
                                ``X``'s without views), with its
                                ``reconstruction_target``
+    ``view_embeddings``        ``encoder`` of the views (all of them, stacked)
     ``projections``            ``head`` of the two views' embeddings, a pair
     ``distances``              squared distances of the embedding to the
                                centres over the batch's total scatter
@@ -216,6 +217,8 @@ class DeepClusterModule(nn.Module):
         if "reconstruction" in needs:
             source, out["reconstruction_target"] = (Z, X) if views is None else (Zv[:n], views[:n])
             out["reconstruction"] = self.decoder(source)
+        if "view_embeddings" in needs:
+            out["view_embeddings"] = Zv
         if "projections" in needs:
             P = self.head(Zv)
             out["projections"] = (P[:n], P[n:])

@@ -20,7 +20,9 @@ import numpy as np
 import pytest
 import torch
 
-from deepcluster_sk.losses import cluster_contrast_loss, consistency_loss, nt_xent_loss, total_scatter
+from deepcluster_sk.losses import (
+    cluster_contrast_loss, consistency_loss, feature_decorrelation_loss, nt_xent_loss, total_scatter,
+)
 from deepcluster_sk.losses._global_batch import batch_mean, batch_sum, gather_rows, global_batch
 from deepcluster_sk.losses._term import size_entropy
 from deepcluster_sk.memberships import FuzzyCMeansRule
@@ -72,6 +74,7 @@ TERMS = {
     "cluster_contrast": (lambda Z, V: cluster_contrast_loss(torch.softmax(Z[:, :3], 1), torch.softmax(V[:, :3], 1)),
                          8),
     "nt_xent": (lambda Z, V: nt_xent_loss(Z, V, 0.5), 8),
+    "decorrelation": (lambda Z, V: feature_decorrelation_loss(torch.cat([Z, V])), 8),
     "nt_xent_uneven": (lambda Z, V: nt_xent_loss(Z, V, 0.5), 7),
     "batch_sum": (lambda Z, V: batch_sum(Z).pow(2).sum() + 0 * V.sum(), 7),
     "gather": (lambda Z, V: gather_rows(Z)[0].pow(3).sum() + 0 * V.sum(), 7),
@@ -110,7 +113,8 @@ def _whole(name):
                                     for leaf in leaves]
 
 
-@pytest.mark.parametrize("name", ["scatter", "size_entropy", "sharpened_targets", "cluster_contrast", "nt_xent"])
+@pytest.mark.parametrize("name", ["scatter", "size_entropy", "sharpened_targets", "cluster_contrast", "nt_xent",
+                                  "decorrelation"])
 def test_equal_shares_give_the_whole_batch_loss_and_gradient(shares, name):
     value, grads = _whole(name)
     assert np.mean([s[name + "_value"] for s in shares]) == pytest.approx(float(value), rel=1e-6)
