@@ -22,12 +22,12 @@ def feature_decorrelation_loss(Z, temperature=2.0):
     itself: small when the features are orthogonal over the batch, large
     when they repeat each other. An instance-level contrast (NT-Xent) alone
     spreads the rows uniformly on the sphere; with the features kept
-    independent, the rows gather into groups that k-means finds (Tao, Takagi
-    & Nakata, "Clustering-friendly representation learning via instance
-    discrimination and feature decorrelation", ICLR 2021, with ``t = 2`` as
-    there). The cosines come from the ``d x d`` Gram matrix, a sum over the
-    rows (of the global batch in data-parallel training), so its cost is
-    ``O(n d^2)``.
+    independent as well, k-means finds the data's groups in the embedding
+    more easily (Tao, Takagi & Nakata, "Clustering-friendly representation
+    learning via instance discrimination and feature decorrelation", ICLR
+    2021, with ``t = 2`` as there). The cosines come from the ``d x d`` Gram
+    matrix, a sum over the rows (of the global batch in data-parallel
+    training), so its cost is ``O(n d^2)``.
 
     Parameters
     ----------
