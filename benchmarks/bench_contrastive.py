@@ -3,8 +3,10 @@
 Fits :class:`ContrastiveEmbedder` (image augmentations on the training
 device) and reports, as JSON lines and a markdown table:
 
-* ACC / NMI / ARI of ``KMeans`` on the embedding, and the ACC of a
-  ``GaussianMixture`` (full covariances) on it,
+* ACC / NMI / ARI of ``KMeans`` on the embedding, ACC / NMI of ``KMeans``
+  on the L2-normalised embedding (the sphere NT-Xent and the feature
+  decorrelation work on; ``Normalizer()`` in a pipeline), and the ACC of a
+  ``GaussianMixture`` (full covariances) on the embedding,
 * linear-probe accuracy: logistic regression on the embedding trained with
   1 % and with 10 % of the labels (stratified), evaluated on the rest, the
   standard measure of a self-supervised representation,
@@ -30,7 +32,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import Normalizer, StandardScaler
 
 from _workspace import data_dir
 
@@ -49,8 +51,8 @@ def linear_probe(Z, y, fraction, seed):
 def print_tables(rows):
     """Per-seed and per-dataset mean markdown tables of the JSON rows.
 
-    Rows measured before a column existed (``gmm_acc``) show ``-`` there, and
-    the mean leaves them out.
+    Rows measured before a column existed (``kmeans_l2_*``, ``gmm_acc``) show
+    ``-`` there, and the mean leaves them out.
     """
 
     def cell(value):
@@ -60,20 +62,25 @@ def print_tables(rows):
         values = [r[key] for r in group if key in r]
         return float(np.mean(values)) if values else None
 
-    print("\n| dataset | seed | KMeans ACC | NMI | ARI | GMM ACC | probe 1% | probe 10% | fit s | s/epoch |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| dataset | seed | KMeans ACC | NMI | ARI | KMeans (L2) ACC | NMI | GMM ACC | probe 1% | probe 10% "
+          "| fit s | s/epoch |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['dataset']} | {r['seed']} | {r['kmeans_acc']:.3f} | {r['kmeans_nmi']:.3f} | "
-              f"{r['kmeans_ari']:.3f} | {cell(r.get('gmm_acc'))} | {r['probe_1pct']:.3f} | "
+              f"{r['kmeans_ari']:.3f} | {cell(r.get('kmeans_l2_acc'))} | {cell(r.get('kmeans_l2_nmi'))} | "
+              f"{cell(r.get('gmm_acc'))} | {r['probe_1pct']:.3f} | "
               f"{r['probe_10pct']:.3f} | {r['fit_s']} | {r['s_per_epoch']} |")
-    print("\n| dataset | seeds | KMeans ACC | NMI | ARI | GMM ACC | probe 1% | probe 10% | fit s |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n| dataset | seeds | KMeans ACC | NMI | ARI | KMeans (L2) ACC | NMI | GMM ACC | probe 1% | probe 10% "
+          "| fit s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name in dict.fromkeys(r["dataset"] for r in rows):
         group = [r for r in rows if r["dataset"] == name]
         mean = {k: mean_of(group, k) for k in
-                ("kmeans_acc", "kmeans_nmi", "kmeans_ari", "gmm_acc", "probe_1pct", "probe_10pct", "fit_s")}
+                ("kmeans_acc", "kmeans_nmi", "kmeans_ari", "kmeans_l2_acc", "kmeans_l2_nmi", "gmm_acc", "probe_1pct",
+                 "probe_10pct", "fit_s")}
         print(f"| {name} | {len(group)} | {mean['kmeans_acc']:.3f} | {mean['kmeans_nmi']:.3f} | "
-              f"{mean['kmeans_ari']:.3f} | {cell(mean['gmm_acc'])} | {mean['probe_1pct']:.3f} | "
+              f"{mean['kmeans_ari']:.3f} | {cell(mean['kmeans_l2_acc'])} | {cell(mean['kmeans_l2_nmi'])} | "
+              f"{cell(mean['gmm_acc'])} | {mean['probe_1pct']:.3f} | "
               f"{mean['probe_10pct']:.3f} | {mean['fit_s']:.0f} |")
 
 
@@ -109,12 +116,15 @@ def main(argv=None):
             fit_s = time.perf_counter() - start
             k = len(np.unique(y))
             labels = KMeans(k, n_init=10, random_state=seed).fit_predict(Z)
+            l2_labels = KMeans(k, n_init=10, random_state=seed).fit_predict(Normalizer().fit_transform(Z))
             gmm_labels = GaussianMixture(k, n_init=3, random_state=seed).fit_predict(Z)
             row = {
                 "dataset": name, "seed": seed, "params": extra,
                 "kmeans_acc": round(cluster_accuracy(y, labels), 4),
                 "kmeans_nmi": round(normalized_mutual_info_score(y, labels), 4),
                 "kmeans_ari": round(adjusted_rand_score(y, labels), 4),
+                "kmeans_l2_acc": round(cluster_accuracy(y, l2_labels), 4),
+                "kmeans_l2_nmi": round(normalized_mutual_info_score(y, l2_labels), 4),
                 "gmm_acc": round(cluster_accuracy(y, gmm_labels), 4),
                 "probe_1pct": round(linear_probe(Z, y, 0.01, seed), 4),
                 "probe_10pct": round(linear_probe(Z, y, 0.10, seed), 4),
