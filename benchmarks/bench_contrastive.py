@@ -95,7 +95,10 @@ def main(argv=None):
                         help="print the tables of earlier runs' JSON lines, fitting nothing")
     args = parser.parse_args(argv)
     if args.table_from:
-        rows = [json.loads(line) for path in args.table_from for line in open(path) if line.strip()]
+        rows = []
+        for path in args.table_from:
+            with open(path) as fh:
+                rows += [json.loads(line) for line in fh if line.strip()]
         print_tables(sorted(rows, key=lambda r: (r["dataset"], r["seed"])))
         return
     extra = {k: json.loads(v) if v[:1] in "[{0123456789.-" else v
@@ -139,6 +142,7 @@ def main(argv=None):
                 with open(args.out, "a") as fh:
                     fh.write(json.dumps(row) + "\n")
     print_tables(rows)
+
 
 if __name__ == "__main__":
     main()
