@@ -18,8 +18,8 @@ term                            name                  file
 
 Self-supervised imaging (:class:`~deepcluster_sk.SignalToImage`):
 :class:`MeasurementConsistency` (``measurement``, ``losses/measurement_consistency.py``),
-:class:`Recorrupted` (`         `r2r``, ``losses/recorrupted.py``) and
-:class:`Equivariance` (`        `equivariance``, ``losses/equivariance.py``).
+:class:`Recorrupted` (``r2r``, ``losses/recorrupted.py``) and
+:class:`Equivariance` (``equivariance``, ``losses/equivariance.py``).
 
 The plain functions behind the terms (``nt_xent_loss``, ``clustering_loss``,
 ...) take tensors and return a scalar tensor.
@@ -28,8 +28,8 @@ The plain functions behind the terms (``nt_xent_loss``, ``clustering_loss``,
 from ._term import LossTerm, MembershipTerm, ScaledTerm, weighted_sum
 from .cluster_contrast import ClusterContrast, cluster_contrast_loss
 from .clustering import Clustering, clustering_loss, scaled_distances, total_scatter
-from .feature_decorrelation import FeatureDecorrelation, feature_decorrelation_loss
 from .equivariance import Equivariance, equivariance_loss
+from .feature_decorrelation import FeatureDecorrelation, feature_decorrelation_loss
 from .measurement_consistency import MeasurementConsistency, measurement_consistency_loss
 from .neighbor_consistency import NeighborConsistency, neighbor_consistency_loss
 from .nt_xent import NTXent, nt_xent_loss
