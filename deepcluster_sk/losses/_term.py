@@ -61,6 +61,12 @@ class LossTerm(nn.Module):
     def extra_repr(self):
         return f"weight={self.weight:g}"
 
+    def _positive_temperature(self, temperature):
+        """``temperature`` as a float, or a ValueError naming the term when it is not positive."""
+        if not temperature > 0:
+            raise ValueError(f"{type(self).__name__}: temperature must be positive, got {temperature!r}.")
+        return float(temperature)
+
 
 class ScaledTerm(LossTerm):
     """A term divided by a fixed positive ``scale`` (e.g. the data's variance),

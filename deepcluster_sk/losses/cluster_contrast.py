@@ -92,9 +92,7 @@ class ClusterContrast(MembershipTerm):
 
     def __init__(self, rule, weight=1.0, *, temperature=1.0):
         super().__init__(rule, weight)
-        if not temperature > 0:
-            raise ValueError(f"ClusterContrast: temperature must be positive, got {temperature!r}.")
-        self.temperature = float(temperature)
+        self.temperature = self._positive_temperature(temperature)
 
     def forward(self, out):
         U = self.rule.memberships(out["distances"])

@@ -87,9 +87,7 @@ class FeatureDecorrelation(LossTerm):
 
     def __init__(self, weight=1.0, *, temperature=2.0):
         super().__init__(weight)
-        if not temperature > 0:
-            raise ValueError(f"FeatureDecorrelation: temperature must be positive, got {temperature!r}.")
-        self.temperature = float(temperature)
+        self.temperature = self._positive_temperature(temperature)
 
     def forward(self, out):
         return feature_decorrelation_loss(out["view_embeddings"], self.temperature)

@@ -95,9 +95,7 @@ class NTXent(LossTerm):
 
     def __init__(self, weight=1.0, *, temperature=0.5):
         super().__init__(weight)
-        if not temperature > 0:
-            raise ValueError(f"NTXent: temperature must be positive, got {temperature!r}.")
-        self.temperature = float(temperature)
+        self.temperature = self._positive_temperature(temperature)
 
     def forward(self, out):
         P1, P2 = out["projections"]
