@@ -254,11 +254,11 @@ def main():
                                                      ("batch_size", args.batch_size), ("lr", args.lr))
                                    if v is not None})
                     for method, kw in (("s2i_consistency_only", dict(equivariance_weight=0.0)),
-                                       ("s2i_equivariant", dict(equivariance_weight=1.0))):
+                                       ("s2i_equivariant", {})):  # its default weight
                         if not want(method):
                             continue
-                        # --set wins over the row's own setting only on the equivariant row
-                        params = {**common, **kw, **overrides} if kw["equivariance_weight"] else {**common, **overrides, **kw}
+                        # --set wins over the row's own setting (the control keeps its weight 0)
+                        params = {**common, **overrides, **kw}
                         model, t_fit = timed(SignalToImage(op, SHAPE, **params).fit, S_tr)
                         Xh, t = timed_network(model.transform, S_te)
                         record(method, Xh, train_s=t_fit, infer_s=t, epochs=model.max_epochs,

@@ -32,7 +32,7 @@ from ._engine import Phase, autocast, run_phase, with_accelerator
 from .augment import seeded_global_rng
 from .losses import Equivariance, MeasurementConsistency, Recorrupted
 from .operators import BaseOperator, FlowModulation, IdentityOperator, as_operator
-from .reconstruction import operator_norm, pinv_matrix, tikhonov_matrix
+from .reconstruction import mean_squared_row_norm, operator_norm, pinv_matrix, tikhonov_matrix
 
 __all__ = ["SignalToImage", "ResidualUNet", "random_transform", "make_cells", "TRANSFORMS"]
 
@@ -567,7 +567,7 @@ class SignalToImage(DeepEstimatorBase):
         forward_operator=None,
         image_shape=None,
         *,
-        equivariance_weight=1.0,
+        equivariance_weight=16.0,
         transforms=("rot90", "flip"),
         noise_std=None,
         r2r_alpha=0.5,
@@ -579,7 +579,7 @@ class SignalToImage(DeepEstimatorBase):
         depth=1,
         downscale=2,
         n_stages=1,
-        max_epochs=40,
+        max_epochs=60,
         batch_size=32,
         lr=3e-3,
         precision="fp32",
@@ -711,7 +711,10 @@ class SignalToImage(DeepEstimatorBase):
         mu, sd = float(x0.mean()), float(x0.std()) or 1.0
         module.mu.fill_(mu)
         module.sd.fill_(sd)
-        v_x = sd**2
+        # the pixel variance that, as white error through A, varies a measurement as much as the
+        # signals vary: the equivariance term in the consistency term's units, whatever the
+        # compression ratio, noise level or input (the input images' spread shrinks with both)
+        v_x = v_s / mean_squared_row_norm(op)
         fidelity = Recorrupted(scale=v_s) if noise > 0 else MeasurementConsistency(scale=v_s)
         terms = [fidelity, Equivariance(self.equivariance_weight, scale=v_x)] if self.equivariance_weight > 0 \
             else [fidelity]

@@ -25,7 +25,7 @@ import torch
 from .operators import as_operator
 
 __all__ = ["back_projection", "pseudo_inverse", "tikhonov", "tikhonov_matrix", "fista_tv", "operator_norm",
-           "total_variation"]
+           "mean_squared_row_norm", "total_variation"]
 
 
 def _signals(operator, S):
@@ -129,6 +129,32 @@ def tikhonov(operator, S, *, alpha=1e-2):
         A = op.matrix().double()
         x = (torch.linalg.solve(_ridge_gram(A, alpha), s.double().T).T @ A).float()
     return _out(x, numpy_in, one)
+
+
+def mean_squared_row_norm(operator, chunk_size=1024):
+    """``||A||_F^2 / n_measurements``: the mean over measurements ``t`` of ``||a_t||^2``.
+
+    A pixel error ``e`` of per-pixel variance ``eps^2`` that is white (no
+    structure) changes measurement ``t`` by ``a_t . e``, of expected square
+    ``||a_t||^2 eps^2``; so this converts a pixel variance to the
+    measurements' units. Exact: ``A`` applied to the unit images, in chunks
+    of ``chunk_size``, summed in float64.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> mean_squared_row_norm(np.array([[1.0, 1.0], [0.0, 2.0]]))
+    3.0
+    """
+    op = as_operator(operator)
+    total = 0.0
+    with torch.no_grad():
+        for start in range(0, op.n_pixels, chunk_size):
+            stop = min(start + chunk_size, op.n_pixels)
+            units = torch.zeros(stop - start, op.n_pixels, device=op._device())
+            units[torch.arange(stop - start), torch.arange(start, stop)] = 1.0
+            total += float((op(units).double() ** 2).sum())
+    return total / op.n_measurements
 
 
 def operator_norm(operator, n_iter=100, seed=0):
