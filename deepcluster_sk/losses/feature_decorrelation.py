@@ -52,7 +52,11 @@ def feature_decorrelation_loss(Z, temperature=2.0):
     d = Z.shape[1]
     if d < 2:
         return Z.new_zeros(()).float()
-    R = F.normalize(Z.float(), dim=1)
+    Z = Z.float()
+    # rows first divided by a power of two near their largest entry: exact, so normal rows
+    # are unchanged, and rows far below F.normalize's eps still get unit length (scale-free)
+    peak = Z.detach().abs().amax(dim=1, keepdim=True).clamp_min(torch.finfo(torch.float32).tiny)
+    R = F.normalize(Z / torch.exp2(torch.floor(torch.log2(peak))), dim=1)
     gram = process_sum(R.T @ R)
     norms = gram.diagonal().clamp_min(1e-24).sqrt()
     cosines = gram / (norms[:, None] * norms[None, :])
