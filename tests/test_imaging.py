@@ -57,6 +57,18 @@ def test_consistency_alone_cannot_fill_the_null_space(cells):
     assert psnr(equivariant.transform(S_test), X_test) > psnr(X_mc, X_test) + 1.0
 
 
+def test_images_do_not_depend_on_the_operators_scale(cells):
+    """A -> c A, s -> c s: both terms' units (v_s, and v_s over the mean squared row norm of A)
+    scale with c^2, so training sees the same losses and returns the same images."""
+    op, X, S, _, S_test = cells
+    scaled = LinearOperator(1000.0 * op.matrix())
+    a = _tiny(op, max_epochs=1).fit(S[:128])
+    b = _tiny(scaled, max_epochs=1).fit(1000.0 * S[:128])
+    np.testing.assert_allclose([r["equivariance"] for r in a.history_], [r["equivariance"] for r in b.history_],
+                               rtol=1e-3)
+    np.testing.assert_allclose(a.transform(S_test), b.transform(1000.0 * S_test), rtol=1e-3, atol=1e-3)
+
+
 def test_equivariance_target_is_a_constant(cells):
     """Stop-gradient: T_g f(s) is a target; the gradient flows through f(A T_g f(s)) only."""
     op, _, S, _, _ = cells

@@ -12,6 +12,7 @@ from deepcluster_sk.operators import FlowModulation, LinearOperator, as_operator
 from deepcluster_sk.reconstruction import (
     back_projection,
     fista_tv,
+    mean_squared_row_norm,
     operator_norm,
     pseudo_inverse,
     tikhonov,
@@ -171,6 +172,29 @@ def test_linear_reconstructions():
     A = op.matrix().numpy()
     np.testing.assert_allclose(back_projection(op, s), s @ A, rtol=1e-5)
     assert abs(operator_norm(op) - np.linalg.norm(A, 2)) < 1e-3 * np.linalg.norm(A, 2)
+
+
+@settings(max_examples=20, deadline=None)
+@given(H=st.integers(1, 8), W=st.integers(1, 8), L=st.integers(1, 10), chunk=st.integers(1, 70),
+       flow_axis=st.sampled_from([-1, -2]), seed=st.integers(0, 2**16))
+def test_mean_squared_row_norm_is_the_frobenius_norm_per_measurement(H, W, L, chunk, flow_axis, seed):
+    """||A||_F^2 / T, whatever the chunking; for FlowModulation every pixel of a
+    cross-flow row meets the whole mask row once: ||A||_F^2 = n_flow * sum(M^2)."""
+    op = FlowModulation(image_shape=(H, W), mask_length=L, flow_axis=flow_axis, random_state=seed)
+    value = mean_squared_row_norm(op, chunk_size=chunk)
+    A = op.matrix().double()
+    assert value == pytest.approx(float((A**2).sum()) / op.n_measurements, rel=1e-9)
+    n_flow = W if flow_axis == -1 else H
+    assert value == pytest.approx(n_flow * float((op.mask.double() ** 2).sum()) / op.n_measurements, rel=1e-9)
+
+
+def test_mean_squared_row_norm_of_callables_and_scale():
+    A = np.random.default_rng(1).normal(size=(5, 12))
+    At = torch.from_numpy(A).float()
+    pair = LinearOperator(forward=lambda x: x @ At.T, adjoint=lambda s: s @ At, shape=(5, 12))
+    expected = (A.astype(np.float32).astype(np.float64) ** 2).sum() / 5
+    assert mean_squared_row_norm(pair, chunk_size=5) == pytest.approx(expected, rel=1e-6)
+    assert mean_squared_row_norm(3 * A) == pytest.approx(9 * mean_squared_row_norm(A), rel=1e-6)
 
 
 def test_fista_tv_recovers_a_piecewise_constant_image():

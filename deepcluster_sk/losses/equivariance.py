@@ -20,13 +20,17 @@ def equivariance_loss(transformed, re_reconstructed):
 
 
 class Equivariance(ScaledTerm):
-    """Equivariant imaging (Chen, Tachella and Davies, 2021), in units of the image variance.
+    """Equivariant imaging (Chen, Tachella and Davies, 2021), in units of a pixel variance.
 
     ``L = mean_b ||T_g x_b - f(A T_g x_b)||^2 / (n_pixels v)``,  ``x_b = sg[f(s_b)]``
 
     with ``T_g`` a random transform of a group under which the set of
     images is invariant (rotations, flips, shifts across the flow), ``f`` the
-    network and ``v`` the pixel variance of the network's input images. If
+    network and ``v`` a pixel variance. :class:`~deepcluster_sk.SignalToImage`
+    puts the term in the consistency term's units: ``v = v_s / mean_t ||a_t||^2``
+    (``v_s`` the signals' per-value variance, ``a_t`` the rows of ``A``), the
+    pixel variance that, as white error seen through ``A``, varies a
+    measurement as much as the signals vary. If
     images are invariant to ``T_g`` but ``A`` is not equivariant to it,
     ``A T_g`` sees the image through a different operator: the null space
     of ``A`` becomes visible, which measurement consistency alone cannot
