@@ -720,7 +720,10 @@ class SignalToImage(DeepEstimatorBase):
         # the pixel variance that, as white error through A, varies a measurement as much as the
         # signals vary: the equivariance term in the consistency term's units, whatever the
         # compression ratio, noise level or input (the input images' spread shrinks with both)
-        v_x = v_s / mean_squared_row_norm(op)
+        row_energy = mean_squared_row_norm(op)
+        if not row_energy > 0:
+            raise ValueError("forward_operator is all zeros: its signals carry no information about the images.")
+        v_x = v_s / row_energy
         fidelity = Recorrupted(scale=v_s) if noise > 0 else MeasurementConsistency(scale=v_s)
         terms = [fidelity, Equivariance(self.equivariance_weight, scale=v_x)] if self.equivariance_weight > 0 \
             else [fidelity]

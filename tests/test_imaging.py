@@ -264,6 +264,10 @@ def test_failed_fit_leaves_estimator_unchanged(cells):
     with pytest.raises(ValueError):
         model.fit(S[:64, :-2])
     assert model.module_ is before
+    zero = SignalToImage(np.zeros_like(op.matrix().numpy()), SHAPE, max_epochs=1)
+    with pytest.raises(ValueError, match="all zeros"):
+        zero.fit(np.zeros((16, op.n_measurements), np.float32))
+    assert not hasattr(zero, "module_")
 
 
 # -- pieces ----------------------------------------------------------------------------
