@@ -34,7 +34,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import Normalizer, StandardScaler
 
-from _workspace import data_dir
+from _workspace import data_dir, emit, read_rows
 
 from deepcluster_sk import ContrastiveEmbedder, datasets
 from deepcluster_sk.metrics import cluster_accuracy
@@ -95,11 +95,7 @@ def main(argv=None):
                         help="print the tables of earlier runs' JSON lines, fitting nothing")
     args = parser.parse_args(argv)
     if args.table_from:
-        rows = []
-        for path in args.table_from:
-            with open(path) as fh:
-                rows += [json.loads(line) for line in fh if line.strip()]
-        print_tables(sorted(rows, key=lambda r: (r["dataset"], r["seed"])))
+        print_tables(sorted(read_rows(args.table_from), key=lambda r: (r["dataset"], r["seed"])))
         return
     extra = {k: json.loads(v) if v[:1] in "[{0123456789.-" else v
              for k, v in (item.split("=", 1) for item in args.set)}
@@ -137,10 +133,7 @@ def main(argv=None):
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             }
             rows.append(row)
-            print(json.dumps(row), flush=True)
-            if args.out:
-                with open(args.out, "a") as fh:
-                    fh.write(json.dumps(row) + "\n")
+            emit(row, args.out)
     print_tables(rows)
 
 

@@ -27,7 +27,7 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _workspace import data_dir, emit  # noqa: E402
+from _workspace import data_dir, emit, read_rows  # noqa: E402
 from bench_defaults import TABULAR_SETS, load_set  # noqa: E402
 from run_benchmark import _accuracy_trace  # noqa: E402
 
@@ -95,7 +95,7 @@ def main(argv=None):
                         help="print the table of earlier runs instead of running")
     args = parser.parse_args(argv)
     if args.table_from:
-        print(table([json.loads(line) for path in args.table_from for line in open(path)]))
+        print(table(read_rows(args.table_from)))
         return
     folder, extra, rows = data_dir(args.data_dir), json.loads(args.set), []
     for name in args.sets.split(","):

@@ -42,7 +42,7 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _workspace import data_dir, emit  # noqa: E402
+from _workspace import data_dir, emit, read_rows  # noqa: E402
 from bench_defaults import load_set  # noqa: E402
 
 THRESHOLDS = (0.9, 0.95, 0.98)
@@ -165,7 +165,7 @@ def main(argv=None):
     ap.add_argument("--table-from", nargs="+", default=None)
     args = ap.parse_args(argv)
     if args.table_from:
-        rows = [json.loads(line) for path in args.table_from for line in open(path) if line.strip()]
+        rows = read_rows(args.table_from)
         print(table(rows))
         return
     rows = []
