@@ -137,8 +137,11 @@ def mean_squared_row_norm(operator, chunk_size=1024):
     A pixel error ``e`` of per-pixel variance ``eps^2`` that is white (no
     structure) changes measurement ``t`` by ``a_t . e``, of expected square
     ``||a_t||^2 eps^2``; so this converts a pixel variance to the
-    measurements' units. Exact: ``A`` applied to the unit images, in chunks
-    of ``chunk_size``, summed in float64.
+    measurements' units. Exact: ``A`` applied to the unit images, or ``A^T``
+    to the unit signals when there are fewer measurements than pixels (the
+    same sum of squares, ``||A||_F^2 = ||A^T||_F^2``, at the cost of
+    ``min(n_measurements, n_pixels)`` applications), in chunks of
+    ``chunk_size``, summed in float64.
 
     Examples
     --------
@@ -147,13 +150,15 @@ def mean_squared_row_norm(operator, chunk_size=1024):
     3.0
     """
     op = as_operator(operator)
+    # apply whichever of A and A^T takes fewer unit vectors
+    apply, n = (op.adjoint, op.n_measurements) if op.n_measurements < op.n_pixels else (op, op.n_pixels)
     total = 0.0
     with torch.no_grad():
-        for start in range(0, op.n_pixels, chunk_size):
-            stop = min(start + chunk_size, op.n_pixels)
-            units = torch.zeros(stop - start, op.n_pixels, device=op._device())
+        for start in range(0, n, chunk_size):
+            stop = min(start + chunk_size, n)
+            units = torch.zeros(stop - start, n, device=op._device())
             units[torch.arange(stop - start), torch.arange(start, stop)] = 1.0
-            total += float((op(units).double() ** 2).sum())
+            total += float((apply(units).double() ** 2).sum())
     return total / op.n_measurements
 
 

@@ -188,11 +188,12 @@ def test_mean_squared_row_norm_is_the_frobenius_norm_per_measurement(H, W, L, ch
     assert value == pytest.approx(n_flow * float((op.mask.double() ** 2).sum()) / op.n_measurements, rel=1e-9)
 
 
-def test_mean_squared_row_norm_of_callables_and_scale():
-    A = np.random.default_rng(1).normal(size=(5, 12))
+@pytest.mark.parametrize("shape", [(5, 12), (12, 5)])  # through A^T's unit signals / A's unit images
+def test_mean_squared_row_norm_of_callables_and_scale(shape):
+    A = np.random.default_rng(1).normal(size=shape)
     At = torch.from_numpy(A).float()
-    pair = LinearOperator(forward=lambda x: x @ At.T, adjoint=lambda s: s @ At, shape=(5, 12))
-    expected = (A.astype(np.float32).astype(np.float64) ** 2).sum() / 5
+    pair = LinearOperator(forward=lambda x: x @ At.T, adjoint=lambda s: s @ At, shape=shape)
+    expected = (A.astype(np.float32).astype(np.float64) ** 2).sum() / shape[0]
     assert mean_squared_row_norm(pair, chunk_size=5) == pytest.approx(expected, rel=1e-6)
     assert mean_squared_row_norm(3 * A) == pytest.approx(9 * mean_squared_row_norm(A), rel=1e-6)
 
