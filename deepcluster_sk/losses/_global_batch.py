@@ -115,11 +115,12 @@ def batch_mean(T):
     """
     if not _distributed():
         return T.mean(dim=0)
-    import torch.distributed as dist
-
-    rows = torch.tensor([len(T)], dtype=torch.int64, device=T.device)
-    dist.all_reduce(rows)
-    return batch_sum(T) / int(rows.item())
+    # one collective: the share's column sums with its row count appended
+    # (accumulated in at least float32, where counts below 2**24 are exact)
+    sums = T.sum(dim=0)
+    acc = torch.promote_types(sums.dtype, torch.float32)
+    packed = process_sum(torch.cat([sums.reshape(-1).to(acc), sums.new_full((1,), len(T), dtype=acc)]))
+    return (packed[:-1] / packed[-1]).to(sums.dtype).reshape(sums.shape)
 
 
 def gather_rows(T):

@@ -77,6 +77,8 @@ TERMS = {
     "decorrelation": (lambda Z, V: feature_decorrelation_loss(torch.cat([Z, V])), 8),
     "nt_xent_uneven": (lambda Z, V: nt_xent_loss(Z, V, 0.5), 7),
     "batch_sum": (lambda Z, V: batch_sum(Z).pow(2).sum() + 0 * V.sum(), 7),
+    # the mean of per-row (5, 5) outer products: the count travels with the sums, the shape comes back
+    "batch_mean": (lambda Z, V: batch_mean(Z.unsqueeze(-1) * V.unsqueeze(1)).pow(2).sum(), 7),
     "gather": (lambda Z, V: gather_rows(Z)[0].pow(3).sum() + 0 * V.sum(), 7),
 }
 
@@ -129,13 +131,14 @@ def test_unequal_shares_nt_xent_is_the_row_weighted_whole_batch_loss(shares):
     assert rows.tolist() == [4, 3]
     weighted = sum(r * float(s["nt_xent_uneven_value"]) for r, s in zip(rows, shares)) / rows.sum()
     assert weighted == pytest.approx(float(value), rel=1e-6)
-    # the plain primitives, with unequal shares: sums and gathers are exact
-    for name in ("batch_sum", "gather"):
+    # the plain primitives, with unequal shares: sums, means and gathers are exact
+    for name in ("batch_sum", "batch_mean", "gather"):
         value, grads = _whole(name)
         assert shares[0][name + "_value"] == pytest.approx(float(value), rel=1e-12)
         assert shares[1][name + "_value"] == pytest.approx(float(value), rel=1e-12)
-        mine = np.concatenate([s[f"{name}_grad0"] for s in shares]) / len(shares)
-        np.testing.assert_allclose(mine, grads[0], rtol=1e-10)
+        for i, grad in enumerate(grads):
+            mine = np.concatenate([s[f"{name}_grad{i}"] for s in shares]) / len(shares)
+            np.testing.assert_allclose(mine, grad, rtol=1e-10, atol=1e-14)
 
 
 def test_without_a_process_group_the_statistics_are_the_plain_ones():
