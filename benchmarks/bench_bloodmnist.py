@@ -46,7 +46,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _workspace import data_dir  # noqa: E402
+from _workspace import data_dir, read_rows  # noqa: E402
 
 from deepcluster_sk import ContrastiveEmbedder, DeepFuzzyCMeans, DeepMEC, datasets  # noqa: E402
 from deepcluster_sk.metrics import cluster_accuracy  # noqa: E402
@@ -207,8 +207,7 @@ def main(argv=None):
     bunch = datasets.load_bloodmnist(data_home=data_dir(args.data_dir))
     class_names = [str(name) for name in bunch.class_names]
     if args.table_from:
-        with open(args.table_from) as fh:
-            rows = [json.loads(line) for line in fh if line.strip()]
+        rows = read_rows([args.table_from])
         print(table(rows) + "\n\nRecall of each class (mean over seeds):\n\n" + recall_table(rows, class_names))
         return
     X = bunch.data.astype(np.float32) / np.float32(255.0)

@@ -32,7 +32,7 @@ from sklearn.mixture import GaussianMixture
 from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _workspace import data_dir  # noqa: E402
+from _workspace import data_dir, read_rows  # noqa: E402
 
 from deepcluster_sk import DeepFuzzyCMeans, DeepMEC  # noqa: E402
 from deepcluster_sk.baselines import fuzzy_cmeans  # noqa: E402
@@ -218,7 +218,7 @@ def main(argv=None):
                              "the earlier files' rows of the same set and method")
     args = parser.parse_args(argv)
     if args.table_from:
-        rows = merge_runs([[json.loads(line) for line in open(path) if line.strip()] for path in args.table_from])
+        rows = merge_runs([read_rows([path]) for path in args.table_from])
     else:
         rows = run(args.sets, args.methods, args.seeds, data_dir(args.data_dir), args.out)
     table(rows)

@@ -67,6 +67,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from _workspace import read_rows  # noqa: E402
 from bench_memmap import _AnonSampler, _status_kb  # noqa: E402
 
 DEFAULT_SIZES = [17_500, 70_000, 280_000, 1_120_000]
@@ -300,8 +301,7 @@ def power_law(ns, seconds):
 
 def report(path, cache=None):
     """Table and exponents of ``path``; sizes that did not finish add their ``partial_<n>.json``."""
-    with open(path) as f:
-        rows = sorted((json.loads(line) for line in f if line.strip()), key=lambda r: r["n"])
+    rows = sorted(read_rows([path]), key=lambda r: r["n"])
     latest = {}
     for row in rows:  # the last line of each size wins
         latest[row["n"]] = row

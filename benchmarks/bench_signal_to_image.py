@@ -347,7 +347,9 @@ if __name__ == "__main__":
     import sys
 
     if len(sys.argv) >= 3 and sys.argv[1] == "--table-from":  # re-print the table of a results file
-        saved = [json.loads(line) for line in open(sys.argv[2])]
+        from _workspace import read_rows
+
+        saved = read_rows([sys.argv[2]])
         print_table(saved)
         if len(sys.argv) == 4:
             write_rst(saved, sys.argv[3])

@@ -42,7 +42,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from bench_scale import _recall, _sample_exact, build_data, power_law  # noqa: E402
-from _workspace import data_dir, emit  # noqa: E402
+from _workspace import data_dir, emit, read_rows  # noqa: E402
 
 
 #: The HNSW index's settings as the library had them (links a node, construction and search candidate lists)
@@ -151,7 +151,7 @@ def main():
     parser.add_argument("--report", default=None, help="print the table of a results file and exit")
     args = parser.parse_args()
     if args.report:
-        return report([json.loads(line) for line in open(args.report)])
+        return report(read_rows([args.report]))
     x_path, _ = build_data(args.cache, max(args.sizes), data_dir())
     Z = _embed(x_path, max(args.sizes))
     records = []

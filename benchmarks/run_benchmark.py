@@ -181,7 +181,9 @@ def main(argv=None):
                         help="print the table of earlier runs' JSON lines instead of running")
     args = parser.parse_args(argv)
     if args.summarize:
-        rows = [json.loads(line) for path in args.summarize for line in open(path) if line.strip()]
+        from _workspace import read_rows
+
+        rows = read_rows(args.summarize)
         print(summary_table(rows))
         return
     extra = {k: _value(v) for k, v in (item.split("=", 1) for item in args.set)}
