@@ -32,7 +32,6 @@ fitted on the first 70,000 rows). Recall@10 is against brute force on
 """
 
 import argparse
-import json
 import os
 import sys
 import time
