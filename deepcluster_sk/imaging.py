@@ -454,7 +454,10 @@ class SignalToImage(DeepEstimatorBase):
 
     max_epochs : int, default=60
 
-    batch_size : int, default=32
+    batch_size : int, default=16
+        Signals per gradient step. On BloodMNIST cells, 16 instead of 32
+        scored 0.05 to 0.5 dB PSNR higher at each of the benchmark's four
+        settings, for about 1.5 times the training time (user guide).
 
     lr : float, default=3e-3
         Adam learning rate, cosine-annealed over ``max_epochs``.
@@ -586,7 +589,7 @@ class SignalToImage(DeepEstimatorBase):
         downscale=2,
         n_stages=1,
         max_epochs=60,
-        batch_size=32,
+        batch_size=16,
         lr=3e-3,
         precision="fp32",
         device="auto",
