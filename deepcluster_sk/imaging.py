@@ -683,6 +683,11 @@ class SignalToImage(DeepEstimatorBase):
     # -- fit ----------------------------------------------------------------
     def _fit(self, S, runtime):
         op = copy.deepcopy(self._operator(S.shape[1])).to(runtime.device)
+        # mean_t ||a_t||^2, the equivariance term's units (below); an all-zero A fails here, before the
+        # pseudo-inverse and the networks are built
+        row_energy = mean_squared_row_norm(op)
+        if not row_energy > 0:
+            raise ValueError("forward_operator is all zeros: its signals carry no information about the images.")
         H, W = (int(v) for v in (self.image_shape if self.image_shape is not None else (1, op.n_pixels)))
         self.image_shape_ = (H, W)
         flow_axis = op.flow_axis if isinstance(op, FlowModulation) else -1
@@ -725,9 +730,6 @@ class SignalToImage(DeepEstimatorBase):
         # the pixel variance that, as white error through A, varies a measurement as much as the
         # signals vary: the equivariance term in the consistency term's units, whatever the
         # compression ratio, noise level or input (the input images' spread shrinks with both)
-        row_energy = mean_squared_row_norm(op)
-        if not row_energy > 0:
-            raise ValueError("forward_operator is all zeros: its signals carry no information about the images.")
         v_x = v_s / row_energy
         fidelity = Recorrupted(scale=v_s) if noise > 0 else MeasurementConsistency(scale=v_s)
         terms = [fidelity, Equivariance(self.equivariance_weight, scale=v_x)] if self.equivariance_weight > 0 \
