@@ -6,7 +6,9 @@ import torch
 
 from deepcluster_sk import DeepFuzzyCMeans
 from deepcluster_sk import DeepMEC
-from deepcluster_sk.augment import ImageAugment, TabularAugment, build_augment, draw_views, resolve_augment
+from deepcluster_sk.augment import (
+    ImageAugment, RandomRotateShift, TabularAugment, build_augment, draw_views, resolve_augment,
+)
 
 
 def test_affine_preset_keeps_shape_and_moves_pixels():
@@ -19,6 +21,52 @@ def test_affine_preset_keeps_shape_and_moves_pixels():
     assert not torch.allclose(V, X)
     # rotation and shift only: no noise, so a blank image stays blank
     assert torch.count_nonzero(aug(torch.zeros(4, 64))) == 0
+
+
+
+def test_rotate_shift_moves_content_by_whole_pixels_and_quarter_turns():
+    images = torch.rand(1, 2, 6, 6)
+    warp = RandomRotateShift.warp
+    zero = torch.zeros(1)
+    # a shift by (+1, 0) pixels moves the content one column right, zeros entering on the left
+    shifted = warp(images, zero, torch.ones(1), zero)
+    torch.testing.assert_close(shifted[..., 1:], images[..., :-1], atol=1e-5, rtol=0)
+    torch.testing.assert_close(shifted[..., 0], torch.zeros(1, 2, 6), atol=1e-5, rtol=0)
+    # a shift by (0, +2) moves it two rows down
+    torch.testing.assert_close(warp(images, zero, zero, 2 * torch.ones(1))[..., 2:, :], images[..., :-2, :],
+                               atol=1e-5, rtol=0)
+    # 90 degrees about the centre maps the pixel grid onto itself
+    quarter = warp(images, torch.full((1,), 90.0), zero, zero)
+    assert any(torch.allclose(quarter, torch.rot90(images, k, dims=(2, 3)), atol=1e-5) for k in (1, -1))
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (1, 16, 16), (3, 20, 12)])
+def test_rotate_shift_is_kornias_random_affine(shape):
+    # the same transform, and for the same seed the same draws: the 'affine' preset's views
+    # are kornia's RandomAffine(10, translate=(0.1, 0.1)) views, computed more cheaply
+    import kornia.augmentation as K
+
+    images = torch.rand(40, *shape)
+    kornia_affine = K.RandomAffine(degrees=10.0, translate=(0.1, 0.1), p=1.0)
+    torch.manual_seed(3)
+    expected = kornia_affine(images)
+    params = kornia_affine._params
+    warped = RandomRotateShift.warp(images, params["angle"], params["translations"][:, 0], params["translations"][:, 1])
+    torch.testing.assert_close(warped, expected, atol=2e-5, rtol=0)
+    torch.manual_seed(3)
+    torch.testing.assert_close(RandomRotateShift()(images), expected, atol=2e-5, rtol=0)
+
+
+def test_rotate_shift_draws_every_image_its_own_transform():
+    images = torch.zeros(200, 1, 9, 9)
+    images[:, :, 4, 4] = 1.0
+    torch.manual_seed(0)
+    views = RandomRotateShift(degrees=10.0, translate=0.3)(images)
+    ys, xs = torch.meshgrid(torch.arange(9.0), torch.arange(9.0), indexing="ij")
+    mass = views.sum((1, 2, 3))
+    cx = (views[:, 0] * xs).sum((1, 2)) / mass
+    # shifts uniform in [-2.7, 2.7] pixels: spread over the range, not one shift for the batch
+    assert cx.min() < 2.5 and cx.max() > 5.5 and cx.std() > 1.0
 
 
 @pytest.mark.parametrize("augment", ["affine", "image", "rgb", "microscopy"])
