@@ -195,9 +195,8 @@ class RandomRotateShift(nn.Module):
     for the same seed the views agree with kornia's to 5e-6, on 28 x 28,
     16 x 16 and 20 x 12 images. It is one ``affine_grid`` and one
     ``grid_sample`` call instead of kornia's general pipeline: on 125 images
-    of 16 x 16, 0.5 ms a batch against 1.6 ms (2 threads); in a default fit
-    on 1,000 USPS rows (2 threads) the views took 1.4 s instead of 6.4 s,
-    and the fit 20.5 s instead of 27.7 s.
+    of 16 x 16, 0.5 ms a batch against 1.6 ms (2 threads); over a default
+    fit on 1,000 USPS rows (2 threads) the views took 1.4 s instead of 6.4 s.
 
     Parameters
     ----------
