@@ -5,7 +5,9 @@ training:
 
 * images (flat rows plus ``image_shape``): kornia's random resized crop,
   small affine transforms, Gaussian noise and erasing, applied to a whole
-  batch in one call;
+  batch in one call; the mild ``'affine'`` views (small rotations and
+  shifts) are one ``affine_grid`` / ``grid_sample`` call
+  (:class:`RandomRotateShift`);
 * tabular rows: SCARF corruption (Bahri et al., 2022): a random subset of
   each row's features is replaced by the same features of other rows of the
   batch, i.e. draws from each feature's empirical marginal, plus optional
@@ -24,8 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
-    "ImageAugment", "RandomRotateShift", "TabularAugment", "build_augment", "check_augment", "draw_views", "resolve_augment",
-    "seeded_global_rng",
+    "ImageAugment", "RandomRotateShift", "TabularAugment", "build_augment", "check_augment", "draw_views",
+    "resolve_augment", "seeded_global_rng",
 ]
 
 #: Serialises the code that must draw from torch's global generator (kornia's
@@ -99,7 +101,7 @@ def draw_views(augment, X, n_views, generator):
 
 
 class ImageAugment(nn.Module):
-    """Random image views for flat image rows, computed with kornia.
+    """Random image views for flat image rows, computed with kornia (``'affine'``: with ``grid_sample``).
 
     Parameters
     ----------
@@ -108,7 +110,8 @@ class ImageAugment(nn.Module):
     preset : {'digits', 'affine', 'rgb', 'microscopy'}
         ``'affine'``: DEC-DA's mild views, rotation up to 10 degrees and
         translation up to 10 % only, for reconstruction (autoencoder)
-        training (:class:`RandomRotateShift`). ``'digits'``: no flips or colour changes (a flipped 2 is no 2):
+        training (:class:`RandomRotateShift`). ``'digits'``: no flips or
+        colour changes (a flipped 2 is no 2):
         resized crop (scale 0.6-1), rotation up to 10 degrees, translation up
         to 10 %, shear, light noise and small erasing. ``'rgb'``: natural
         images (SimCLR's views): resized crop (scale 0.3-1), horizontal flips,
@@ -223,9 +226,13 @@ class RandomRotateShift(nn.Module):
 
     def forward(self, images):
         n, _, h, w = images.shape
-        uniform = lambda: 2 * torch.rand(n, device=images.device, dtype=images.dtype) - 1  # noqa: E731
-        angle = uniform() * self.degrees  # the draws in kornia's order: angle, x shift, y shift
-        tx, ty = uniform() * (self.translate * w), uniform() * (self.translate * h)
+
+        def uniform(half_width):  # uniform in [-half_width, half_width], one per image
+            return (2 * torch.rand(n, device=images.device, dtype=images.dtype) - 1) * half_width
+
+        angle = uniform(self.degrees)  # drawn in kornia's order: angle, x shift, y shift
+        tx = uniform(self.translate * w)
+        ty = uniform(self.translate * h)
         return self.warp(images, angle, tx, ty)
 
     @staticmethod
@@ -234,8 +241,9 @@ class RandomRotateShift(nn.Module):
         n, _, h, w = images.shape
         a = angle * (math.pi / 180)
         cos, sin = torch.cos(a), torch.sin(a)
-        # grid_sample needs the inverse map p = R^T (p' - c - t) + c, in coordinates normalised by
-        # D = diag(2 / (W - 1), 2 / (H - 1)) about the centre (align_corners=True): u = D R^T D^-1 u' - D R^T t
+        # grid_sample needs the inverse map p = R^T (p' - c - t) + c, in coordinates normalised
+        # about the centre by D = diag(2 / (W - 1), 2 / (H - 1)) (align_corners=True):
+        # u = D R^T D^-1 u' - D R^T t
         sx, sy = 2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)
         theta = torch.stack([
             torch.stack([cos, sin * (sx / sy), -(cos * tx + sin * ty) * sx], 1),

@@ -51,7 +51,8 @@ def test_rotate_shift_is_kornias_random_affine(shape):
     torch.manual_seed(3)
     expected = kornia_affine(images)
     params = kornia_affine._params
-    warped = RandomRotateShift.warp(images, params["angle"], params["translations"][:, 0], params["translations"][:, 1])
+    shifts = params["translations"]
+    warped = RandomRotateShift.warp(images, params["angle"], shifts[:, 0], shifts[:, 1])
     torch.testing.assert_close(warped, expected, atol=2e-5, rtol=0)
     torch.manual_seed(3)
     torch.testing.assert_close(RandomRotateShift()(images), expected, atol=2e-5, rtol=0)
