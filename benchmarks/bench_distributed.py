@@ -3,8 +3,10 @@
 Fits ``DeepFuzzyCMeans(10, random_state=seed)`` once in one process and once
 as two CPU processes on the gloo backend (``accelerator='auto'``, launched
 as ``torchrun`` would: ``RANK`` / ``WORLD_SIZE`` / ``MASTER_*``), and prints
-ACC / NMI / ARI of each, the ARI between them, whether the two processes
-ended with the same labels, and the fit seconds, as JSON lines and a table::
+ACC / NMI / ARI of each, the ARI between them (of the final labels, and of
+the initial labels: ``ari_init_between`` tells whether the two fits parted
+before or during the joint phase), whether the two processes ended with the
+same labels, and the fit seconds, as JSON lines and a table::
 
     python benchmarks/bench_distributed.py --seeds 0 1 2 --out benchmarks/results/distributed.jsonl
 
@@ -46,6 +48,7 @@ WORKER = textwrap.dedent("""
     seconds = time.perf_counter() - start
     rank = os.environ.get("RANK", "0")
     np.save(os.path.join(sys.argv[1], "labels_%s.npy" % rank), est.labels_)
+    np.save(os.path.join(sys.argv[1], "init_labels_%s.npy" % rank), est.init_labels_)
     pretrain = sum(r["phase"] == "pretrain" for r in est.history_)
     json.dump({"seconds": seconds, "pretrain_epochs": pretrain},
               open(os.path.join(sys.argv[1], "time_%s.json" % rank), "w"))
@@ -73,8 +76,9 @@ def _launch(folder, seed, n_processes, threads):
         if p.wait() != 0:
             raise RuntimeError(f"a worker failed (exit {p.returncode})")
     labels = [np.load(os.path.join(folder, f"labels_{r}.npy")) for r in range(n_processes)]
+    init = np.load(os.path.join(folder, "init_labels_0.npy"))
     info = [json.load(open(os.path.join(folder, f"time_{r}.json"))) for r in range(n_processes)]
-    return labels, max(i["seconds"] for i in info), info[0]["pretrain_epochs"]
+    return labels, init, max(i["seconds"] for i in info), info[0]["pretrain_epochs"]
 
 
 def main(argv=None):
@@ -98,12 +102,12 @@ def main(argv=None):
     rows = []
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as one, tempfile.TemporaryDirectory() as many:
-            (single,), t1, pre1 = _launch(one, seed, 1, threads)
-            parallel, tn, pren = _launch(many, seed, args.processes, threads)
+            (single,), init_1, t1, pre1 = _launch(one, seed, 1, threads)
+            parallel, init_n, tn, pren = _launch(many, seed, args.processes, threads)
         control = {}
         if args.control_threads:
             with tempfile.TemporaryDirectory() as other:
-                (other_threads,), _, _ = _launch(other, seed, 1, args.control_threads)
+                (other_threads,), _, _, _ = _launch(other, seed, 1, args.control_threads)
             control = {"control_threads": args.control_threads,
                        "ari_threads_control": round(adjusted_rand_score(single, other_threads), 4)}
         row = {"seed": seed, "processes": args.processes, "threads": threads,
@@ -112,6 +116,7 @@ def main(argv=None):
                "nmi_n": round(normalized_mutual_info_score(y, parallel[0]), 4),
                "ari_1": round(adjusted_rand_score(y, single), 4), "ari_n": round(adjusted_rand_score(y, parallel[0]), 4),
                "ari_between": round(adjusted_rand_score(single, parallel[0]), 4),
+               "ari_init_between": round(adjusted_rand_score(init_1, init_n), 4),
                "ranks_agree": bool(all(np.array_equal(parallel[0], p) for p in parallel[1:])),
                "seconds_1": round(t1, 1), "seconds_n": round(tn, 1),
                "pretrain_epochs_1": pre1, "pretrain_epochs_n": pren, **control}
@@ -120,12 +125,13 @@ def main(argv=None):
         if args.out:
             with open(args.out, "a") as fh:
                 fh.write(json.dumps(row) + "\n")
-    print("\n| seed | ACC 1 process | ACC %d processes | ARI between | ranks agree | s (1) | s (n) "
-          "| pretraining epochs (1, n) | ARI 1 process, %s threads against %d |"
+    print("\n| seed | ACC 1 process | ACC %d processes | ARI between | ARI between, initial labels | ranks agree "
+          "| s (1) | s (n) | pretraining epochs (1, n) | ARI 1 process, %s threads against %d |"
           % (args.processes, args.control_threads or "-", threads))
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['seed']} | {r['acc_1']:.3f} | {r['acc_n']:.3f} | {r['ari_between']:.3f} | {r['ranks_agree']} "
+        print(f"| {r['seed']} | {r['acc_1']:.3f} | {r['acc_n']:.3f} | {r['ari_between']:.3f} "
+              f"| {r['ari_init_between']:.3f} | {r['ranks_agree']} "
               f"| {r['seconds_1']} | {r['seconds_n']} | {r['pretrain_epochs_1']}, {r['pretrain_epochs_n']} "
               f"| {r.get('ari_threads_control', '-')} |")
 
