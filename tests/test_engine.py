@@ -12,8 +12,11 @@ import torch
 from torch import nn
 
 from _helpers import identity_module
+from deepcluster_sk._callbacks import StateSnapshot
 from deepcluster_sk._data import MappedRows, as_rows
-from deepcluster_sk._engine import HISTORY_KEYS, Objective, Phase, RowBatches, Runtime, run_phase
+from deepcluster_sk._engine import (
+    HISTORY_KEYS, Objective, Phase, RowBatches, Runtime, SubnormalFlush, TrainingNet, _make_net, run_phase,
+)
 from deepcluster_sk.losses import (
     Clustering,
     NeighborConsistency,
@@ -212,3 +215,46 @@ def test_run_phase_trains_the_module_and_is_reproducible():
     for key, value in a.state_dict().items():
         assert torch.equal(value, b.state_dict()[key])
     assert not torch.equal(a.encoder.weight, before["encoder.weight"])
+
+
+# -- SubnormalFlush ----------------------------------------------------------------
+def test_subnormal_flush_zeroes_only_tiny_moments_and_only_every_nth_step():
+    weight = nn.Parameter(torch.zeros(6))
+    optimizer = torch.optim.Adam([weight])
+    tiny = torch.finfo(torch.float32).tiny  # the smallest normal float32, about 1.2e-38
+    moments = torch.tensor([tiny / 4, -tiny / 8, 1e-31, 2e-30, -1e-3, 0.0])
+    optimizer.state[weight] = {"step": torch.tensor(1.0), "exp_avg": moments.clone(), "exp_avg_sq": moments.abs()}
+    hook = SubnormalFlush(tiny=1e-30, every=3)
+    for _ in range(2):
+        hook(optimizer, (), {})
+    assert torch.equal(optimizer.state[weight]["exp_avg"], moments)  # not checked before the 3rd step
+    hook(optimizer, (), {})
+    expected = torch.tensor([0.0, 0.0, 0.0, 2e-30, -1e-3, 0.0])
+    assert torch.equal(optimizer.state[weight]["exp_avg"], expected)
+    assert torch.equal(optimizer.state[weight]["exp_avg_sq"], expected.abs())
+
+
+def test_cpu_training_flushes_adam_moments_of_units_without_gradient():
+    # a unit that gets no gradient (here: its weight row is multiplied by 0) keeps
+    # a first moment that shrinks by 0.9 a step: subnormal after a few hundred steps
+    class HalfDead(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(torch.ones(2))
+
+        def forward(self, X, partner=None, needs=(), views=None):
+            return {"embedding": X[:, :2] * self.weight * torch.tensor([1.0, 0.0])}
+
+    module = HalfDead()
+    net = _make_net(module, _phase([Reconstruction()]), _runtime(), StateSnapshot())
+    assert isinstance(net, TrainingNet)
+    net.initialize()
+    optimizer = net.optimizer_
+    optimizer.state[module.weight] = {"step": torch.tensor(1.0), "exp_avg": torch.tensor([0.5, 1.0]),
+                                      "exp_avg_sq": torch.tensor([0.25, 1.0])}
+    for _ in range(800):
+        module.weight.grad = torch.tensor([1.0, 0.0])
+        optimizer.step()
+    first, second = optimizer.state[module.weight]["exp_avg"].tolist()
+    assert first == pytest.approx(1.0)
+    assert second == 0.0  # 0.9 ** 800 would be about 1e-37 without the hook; flushed at 1e-30
