@@ -10,6 +10,9 @@ same labels, and the fit seconds, as JSON lines and a table::
 
     python benchmarks/bench_distributed.py --seeds 0 1 2 --out benchmarks/results/distributed.jsonl
 
+``--precision fp32`` fits in float32 where ``'auto'`` (the default) would be
+bf16, to tell the reduced precision's share of the difference.
+
 On one 2-core machine the two processes share the cores (each with one
 thread), so this checks that data-parallel training trains one model as
 well as one process does, not the speed-up, which needs one GPU (or
@@ -44,7 +47,7 @@ WORKER = textwrap.dedent("""
     X, _ = load_digits_images(return_X_y=True)
     accelerator = "auto" if os.environ.get("WORLD_SIZE", "1") != "1" else None
     start = time.perf_counter()
-    est = DeepFuzzyCMeans(10, accelerator=accelerator, random_state=int(sys.argv[2])).fit(X)
+    est = DeepFuzzyCMeans(10, accelerator=accelerator, precision=sys.argv[4], random_state=int(sys.argv[2])).fit(X)
     seconds = time.perf_counter() - start
     rank = os.environ.get("RANK", "0")
     np.save(os.path.join(sys.argv[1], "labels_%s.npy" % rank), est.labels_)
@@ -61,7 +64,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _launch(folder, seed, n_processes, threads):
+def _launch(folder, seed, n_processes, threads, precision="auto"):
     script = os.path.join(folder, "worker.py")
     with open(script, "w") as fh:
         fh.write(WORKER)
@@ -69,7 +72,7 @@ def _launch(folder, seed, n_processes, threads):
     if n_processes > 1:
         env.update(WORLD_SIZE=str(n_processes), LOCAL_WORLD_SIZE=str(n_processes), MASTER_ADDR="127.0.0.1",
                    MASTER_PORT=str(_free_port()))
-    procs = [subprocess.Popen([sys.executable, script, folder, str(seed), str(threads)],
+    procs = [subprocess.Popen([sys.executable, script, folder, str(seed), str(threads), precision],
                               env=dict(env, RANK=str(r), LOCAL_RANK=str(r)) if n_processes > 1 else env)
              for r in range(n_processes)]
     for p in procs:
@@ -92,6 +95,9 @@ def main(argv=None):
     parser.add_argument("--control-threads", type=int, default=None,
                         help="also fit one process with this many threads, and report the ARI between it "
                              "and the one-process fit (how far a change of thread count alone moves a fit)")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                        help="the estimators' precision in every fit (default: 'auto', the default; bf16 "
+                             "on a CPU with AMX / AVX512-BF16)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     threads = args.threads or max(1, (os.cpu_count() or 2) // args.processes)
@@ -102,15 +108,15 @@ def main(argv=None):
     rows = []
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as one, tempfile.TemporaryDirectory() as many:
-            (single,), init_1, t1, pre1 = _launch(one, seed, 1, threads)
-            parallel, init_n, tn, pren = _launch(many, seed, args.processes, threads)
+            (single,), init_1, t1, pre1 = _launch(one, seed, 1, threads, args.precision)
+            parallel, init_n, tn, pren = _launch(many, seed, args.processes, threads, args.precision)
         control = {}
         if args.control_threads:
             with tempfile.TemporaryDirectory() as other:
-                (other_threads,), _, _, _ = _launch(other, seed, 1, args.control_threads)
+                (other_threads,), _, _, _ = _launch(other, seed, 1, args.control_threads, args.precision)
             control = {"control_threads": args.control_threads,
                        "ari_threads_control": round(adjusted_rand_score(single, other_threads), 4)}
-        row = {"seed": seed, "processes": args.processes, "threads": threads,
+        row = {"seed": seed, "processes": args.processes, "threads": threads, "precision": args.precision,
                "acc_1": round(cluster_accuracy(y, single), 4), "acc_n": round(cluster_accuracy(y, parallel[0]), 4),
                "nmi_1": round(normalized_mutual_info_score(y, single), 4),
                "nmi_n": round(normalized_mutual_info_score(y, parallel[0]), 4),
@@ -125,8 +131,8 @@ def main(argv=None):
         if args.out:
             with open(args.out, "a") as fh:
                 fh.write(json.dumps(row) + "\n")
-    print("\n| seed | ACC 1 process | ACC %d processes | ARI between | ARI between, initial labels | ranks agree "
-          "| s (1) | s (n) | pretraining epochs (1, n) | ARI 1 process, %s threads against %d |"
+    print("\n| seed | ACC 1 process | ACC %d processes | ARI between | ARI between, initial labels "
+          "| ranks agree | s (1) | s (n) | pretraining epochs (1, n) | ARI 1 process, %s threads against %d |"
           % (args.processes, args.control_threads or "-", threads))
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:

@@ -223,7 +223,8 @@ def test_subnormal_flush_zeroes_only_tiny_moments_and_only_every_nth_step():
     optimizer = torch.optim.Adam([weight])
     tiny = torch.finfo(torch.float32).tiny  # the smallest normal float32, about 1.2e-38
     moments = torch.tensor([tiny / 4, -tiny / 8, 1e-31, 2e-30, -1e-3, 0.0])
-    optimizer.state[weight] = {"step": torch.tensor(1.0), "exp_avg": moments.clone(), "exp_avg_sq": moments.abs()}
+    optimizer.state[weight] = {"step": torch.tensor(1.0), "exp_avg": moments.clone(),
+                               "exp_avg_sq": moments.abs()}
     hook = SubnormalFlush(tiny=1e-30, every=3)
     for _ in range(2):
         hook(optimizer, (), {})
