@@ -125,7 +125,7 @@ def run_seed(X, y, image_shape, seed, methods):
             labels, Z = est.labels_, est.transform(X)
             epochs = [row["dur"] for row in est.history_]
             extra = {"resolved": {n: v for n, v in est.resolved_params_.items() if n != "hidden_layer_sizes"},
-                     "epochs": {"pretrain": est.pretrain_epochs_, "joint": est.n_iter_ - est.pretrain_epochs_},
+                     "epochs": {"pretrain": est.pretrain_epochs_, "joint": est.n_iter_},
                      "reseeded": est.n_reseeded_, "init_acc": round(cluster_accuracy(y, est.init_labels_), 4)}
         else:
             extra = {"embedder_s": round(shared_s, 1)}

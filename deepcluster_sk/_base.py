@@ -219,14 +219,18 @@ class DeepEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         return augment
 
     # -- networks ---------------------------------------------------------
-    def _build_networks(self, X, runtime, *, with_head, hidden_layer_sizes=None, latent_dim=None):
+    def _build_networks(self, X, runtime, *, with_head, hidden_layer_sizes=None, latent_dim=None, encoder=None):
         """(encoder, decoder or None, head or None, latent_dim), on the CPU.
+
+        ``hidden_layer_sizes``, ``latent_dim`` and ``encoder`` replace the
+        parameters of the same names (their resolved ``'auto'`` values).
 
         Weights are drawn from torch's global generator seeded from the fit
         (under a lock, so fits in other threads cannot interleave draws).
         User modules are copied, never modified.
         """
-        user = copy.deepcopy(self.encoder) if not isinstance(self.encoder, str) else self.encoder
+        source = self.encoder if encoder is None else encoder
+        user = copy.deepcopy(source) if not isinstance(source, str) else source
         with seeded_global_rng(runtime.seed, runtime.device):
             encoder, decoder = build_autoencoder(
                 user, X.shape[1], hidden_layer_sizes=hidden_layer_sizes or self.hidden_layer_sizes,

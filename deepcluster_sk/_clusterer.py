@@ -26,7 +26,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import DeepEstimatorBase
-from ._auto import resolve_auto
+from ._auto import resolve_auto, resolve_pretrain
 from ._callbacks import CenterReseeder, ClusterAssignment, Convergence, PartitionStable, Plateau
 from ._data import input_scale, map_chunks, sample_rows, scaled, take, to_device
 from ._engine import Phase, encode, run_phase, with_accelerator
@@ -58,7 +58,8 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
     _parameter_constraints: dict = {
         **DeepEstimatorBase._parameter_constraints,
         "n_clusters": [Interval(Integral, 1, None, closed="left")],
-        "pretrain": [StrOptions({"reconstruction", "contrastive", "both"})],
+        "encoder": [StrOptions({"auto", "mlp", "cnn"}), torch.nn.Module, tuple],
+        "pretrain": [StrOptions({"auto", "reconstruction", "contrastive", "both"})],
         "hidden_layer_sizes": [tuple, list, StrOptions({"auto"})],
         "latent_dim": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
@@ -84,11 +85,11 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         self,
         n_clusters=8,
         *,
-        encoder="mlp",
+        encoder="auto",
         hidden_layer_sizes="auto",
         latent_dim="auto",
         image_shape=None,
-        pretrain="reconstruction",
+        pretrain="auto",
         augment="auto",
         pretrain_epochs="auto",
         max_epochs="auto",
@@ -189,7 +190,7 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
 
     def _uses_views(self):
         """Whether a contrastive term (and so a projection head) is trained."""
-        return self.pretrain != "reconstruction" or self.contrastive_weight > 0
+        return resolve_pretrain(self.pretrain, self.image_shape) != "reconstruction" or self.contrastive_weight > 0
 
     def _contrasts_views(self):
         """Whether any term compares two views (and so wants strong ones)."""
@@ -252,9 +253,9 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
     def _new_module(self, X, runtime, p):
         encoder, decoder, head, latent_dim = self._build_networks(
             X, runtime, with_head=self._uses_views(), hidden_layer_sizes=p["hidden_layer_sizes"],
-            latent_dim=p["latent_dim"],
+            latent_dim=p["latent_dim"], encoder=p["encoder"],
         )
-        if decoder is None and p["pretrain_epochs"] > 0 and self.pretrain != "contrastive":
+        if decoder is None and p["pretrain_epochs"] > 0 and p["pretrain"] != "contrastive":
             raise ValueError(
                 "A user encoder without a decoder cannot be pretrained on reconstruction: "
                 "pass (encoder, decoder), pretrain='contrastive' or pretrain_epochs=0."
@@ -284,8 +285,8 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         return module
 
     def _pretrain_phase(self, module, p, augment, recon_scale, rows, runtime, encode_rows):
-        recon = self.pretrain in ("reconstruction", "both") and module.decoder is not None
-        contrastive = self.pretrain in ("contrastive", "both")
+        recon = p["pretrain"] in ("reconstruction", "both") and module.decoder is not None
+        contrastive = p["pretrain"] in ("contrastive", "both")
         epochs = p["pretrain_epochs"]
         stops = []
         if self.pretrain_epochs == "auto":

@@ -164,3 +164,42 @@ def test_a_spoiled_encoder_is_replaced_by_the_pretrained_one():
     np.testing.assert_allclose(est.transform(X), pretrained.transform(X), rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(est.predict(X), est.labels_)
     assert adjusted_rand_score(est.init_labels_, est.labels_) > 0.95
+
+
+@pytest.mark.parametrize("image_shape, encoder, pretrain", [
+    ((3, 28, 28), "cnn", "contrastive"), ((3, 8, 8), "cnn", "contrastive"),
+    ((1, 28, 28), "mlp", "reconstruction"), ((4, 8, 8), "mlp", "reconstruction"), (None, "mlp", "reconstruction"),
+])
+def test_colour_images_get_a_contrastively_pretrained_cnn(image_shape, encoder, pretrain):
+    r = resolve_auto({**AUTO, "image_shape": image_shape}, 2000, 8, views=True)
+    assert (r["encoder"], r["pretrain"]) == (encoder, pretrain)
+    # contrastive pretraining aims for 4,000 steps within 20-60 epochs, the others as before
+    assert r["pretrain_epochs"] == (60 if pretrain == "contrastive" else 200)
+    # explicit choices stand whatever the images
+    explicit = resolve_auto({**AUTO, "image_shape": image_shape, "encoder": "mlp", "pretrain": "both"}, 2000, 8)
+    assert (explicit["encoder"], explicit["pretrain"]) == ("mlp", "both")
+
+
+@pytest.mark.parametrize("n, epochs", [(500, 60), (17092, 60), (40000, 26), (70000, 20)])
+def test_contrastive_pretraining_length(n, epochs):
+    # 4,000 steps of 256 rows (fewer rows a batch below 1,024 rows), within 20-60 epochs
+    assert resolve_auto({**AUTO, "pretrain": "contrastive"}, n, 8, views=True)["pretrain_epochs"] == epochs
+
+
+def test_colour_fit_resolves_encoder_and_pretraining_without_writing_back():
+    import torch
+
+    X = np.random.default_rng(0).random((48, 3 * 8 * 8), dtype=np.float32)
+    est = DeepFuzzyCMeans(2, image_shape=(3, 8, 8), pretrain_epochs=1, max_epochs=1, random_state=0).fit(X)
+    assert est.get_params()["encoder"] == "auto" and est.get_params()["pretrain"] == "auto"
+    r = est.resolved_params_
+    assert (r["encoder"], r["pretrain"], r["augment"]) == ("cnn", "contrastive", "microscopy")
+    assert any(isinstance(m, torch.nn.Conv2d) for m in est.module_.encoder.modules())
+    assert est.history_[0]["phase"] == "pretrain" and "contrastive" in est.history_[0]
+    assert "recon" not in est.history_[0]  # NT-Xent alone in pretraining
+    # the same images with reconstruction asked for: the MLP autoencoder, no views
+    rec = DeepFuzzyCMeans(2, image_shape=(3, 8, 8), encoder="mlp", pretrain="reconstruction", pretrain_epochs=1,
+                          max_epochs=1, random_state=0).fit(X)
+    assert (rec.resolved_params_["encoder"], rec.resolved_params_["augment"]) == ("mlp", None)
+    assert not any(isinstance(m, torch.nn.Conv2d) for m in rec.module_.encoder.modules())
+    assert "contrastive" not in rec.history_[0] and "recon" in rec.history_[0]

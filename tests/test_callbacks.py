@@ -152,7 +152,9 @@ class TrainLabels(Callback):
 @pytest.mark.parametrize("kind", CLUSTERERS)
 def test_user_callback_reads_the_training_labels_after_each_joint_epoch(kind):
     hook = TrainLabels()
-    est = make(kind, max_epochs=3, tol=0, callbacks=[hook]).fit(X)
+    # fp32: in bf16 (precision='auto' on a CPU with AMX) the training labels come from the
+    # bf16 forward pass and may differ from the fp32 inference of labels_ on borderline rows
+    est = make(kind, max_epochs=3, tol=0, callbacks=[hook], precision="fp32").fit(X)
     assert hook.seen[: est.pretrain_epochs_] == [None] * est.pretrain_epochs_  # pretraining: no labels
     joint = hook.seen[est.pretrain_epochs_:]
     assert len(joint) == est.n_iter_ == 3

@@ -18,7 +18,7 @@ X = (load_digits().data[:120] / 16.0).astype(np.float32)
 
 
 def _make(kind, seed):
-    small = dict(hidden_layer_sizes=(32,), batch_size=32, random_state=seed, device="cpu")
+    small = dict(hidden_layer_sizes=(32,), batch_size=32, random_state=seed, device="cpu", precision="fp32")
     if kind == "emb":
         return ContrastiveEmbedder(max_epochs=2, augment="tabular", **small)
     cls = DeepFuzzyCMeans if kind == "dfcm" else DeepMEC
@@ -67,7 +67,7 @@ def test_fits_whose_pretraining_stops_on_a_settled_partition_equal_in_threads():
 
     def make(seed):
         return DeepFuzzyCMeans(3, hidden_layer_sizes=(32,), batch_size=32, max_epochs=2, random_state=seed,
-                               device="cpu")
+                               device="cpu", precision="fp32")
 
     sequential = [make(seed).fit(Xb) for seed in (0, 1)]
     assert all(e.pretrain_epochs_ < e.resolved_params_["pretrain_epochs"] for e in sequential)  # the stop fired
