@@ -80,7 +80,8 @@ def test_estimator_docstrings_have_single_braces(name):
 
     doc = getattr(deepcluster_sk, name).__doc__
     assert not DOUBLED_BRACES.search(doc), DOUBLED_BRACES.search(doc)
-    assert "{'mlp', 'cnn'}" in doc
+    choices = "{'mlp', 'cnn'}" if name == "ContrastiveEmbedder" else "{'auto', 'mlp', 'cnn'}"
+    assert choices in doc
 
 
 @pytest.mark.parametrize("name", ["DeepFuzzyCMeans", "DeepMEC"])
@@ -168,7 +169,10 @@ def test_estimator_page_documents_public_methods(built_docs, name):
     assert not missing, f"the API page of {name} does not document {missing}"
     assert f"Examples using <code" in html and "sphx-glr-thumbcontainer" in html
     assert not DOUBLED_BRACES.search(html), DOUBLED_BRACES.search(html)
-    assert "{\u2018mlp\u2019, \u2018cnn\u2019}" in html  # as Sphinx renders {'mlp', 'cnn'}
+    # as Sphinx renders {'mlp', 'cnn'} (the clusterers: {'auto', 'mlp', 'cnn'})
+    choices = "{\u2018mlp\u2019, \u2018cnn\u2019}" if name == "ContrastiveEmbedder" else (
+        "{\u2018auto\u2019, \u2018mlp\u2019, \u2018cnn\u2019}")
+    assert choices in html
     if name != "ContrastiveEmbedder":
         assert {"predict", "predict_proba", "score", "fit_predict"} <= set(methods)
 
