@@ -20,8 +20,8 @@ parameter               ``'auto'``
 ``encoder``             ``'cnn'`` for 3-channel (colour) images, ``'mlp'`` otherwise
 ``pretrain``            ``'contrastive'`` for 3-channel images, ``'reconstruction'``
                         otherwise: on BloodMNIST the default fit's ACC went from
-                        0.481 to 0.622 on 2,000 rows (3 seeds) and reached 0.678
-                        on the full set (seed 0; KMeans 0.543)
+                        0.481 to 0.622 on 2,000 rows and reached 0.670 on the
+                        full set (3 seeds each; KMeans 0.543)
 ``pretrain_epochs``     aims for 5,000 gradient steps, 15,000 with augmented
                         views, clipped to [20, 200] epochs; contrastive
                         pretraining aims for 4,000 steps within [20, 60] epochs

@@ -45,7 +45,7 @@ _SHARED_PARAMETERS = """\
         their sum. ``'auto'``: ``'contrastive'`` for 3-channel images (with
         ``augment='auto'``, on ``'microscopy'`` views), ``'reconstruction'``
         otherwise. On BloodMNIST this took the default fit's ACC from 0.481
-        to 0.622 on 2,000 rows (3 seeds) and to 0.678 on all 17,092 (seed 0;
+        to 0.622 on 2,000 rows and to 0.670 on all 17,092 (3 seeds each;
         KMeans on the pixels: 0.543), at three to four times the fit time.
 
     augment : {'auto', 'image', 'affine', 'rgb', 'microscopy', 'tabular'}, callable or None, default='auto'
