@@ -228,7 +228,7 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
             history += self._train_jointly(module, rows, Z, neighbors, augment, recon_scale, runtime, encode_rows, p)
         Z = self._set_fitted(module, rows, history, runtime)
         if neighbors is not None and not warm:
-            self._guard_partition(neighbors, Z, initial)
+            self._guard_partition(neighbors, Z, initial, lambda: self._embed_training(module, rows, runtime))
         return self
 
     def _needs_neighbors(self, warm, p):
@@ -398,10 +398,16 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         self.loss_terms_ = tuple(dict.fromkeys(k for row in history for k in row if k in _TERM_NAMES))
         self.n_latent_ = module.centers.shape[1]
         self.pretrain_epochs_ = sum(row["phase"] == "pretrain" for row in history)
-        Z = encode(module.encoder, rows, device=runtime.device, batch_size=self.inference_batch_size)
+        Z = self._embed_training(module, rows, runtime)
         _set_scale(module, Z)
         self._set_partition(Z)
         return Z
+
+    def _embed_training(self, module, rows, runtime):
+        """The training rows' embedding as ``transform`` computes it (fp32, whatever
+        ``precision`` trained in), so ``labels_`` and ``memberships_`` agree with
+        ``predict`` and ``predict_proba`` on the training data."""
+        return encode(module.encoder, rows, device=runtime.device, batch_size=self.inference_batch_size)
 
     def _set_partition(self, Z):
         """``labels_``, ``memberships_``, ``inertia_`` and centres from the training embedding."""
@@ -412,7 +418,7 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         self.labels_ = D.argmin(dim=1).cpu().numpy()
         self.inertia_ = float(rule.objective(D).mean())
 
-    def _guard_partition(self, neighbors, Z, initial):
+    def _guard_partition(self, neighbors, Z, initial, embed_training):
         """Never end worse than the initialisation, never with an empty cluster, silently.
 
         Judged by :func:`~deepcluster_sk.graph.partition_cost` on the
@@ -424,6 +430,9 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
         the module as it was before joint training (pretrained encoder, initial
         centres). The cheaper one is kept and a warning says so. Without joint
         training the centres are the initial means already: nothing to compare.
+        ``embed_training()`` re-embeds the training rows with the module as it
+        stands: the pretrained embedding kept in ``initial`` may have been
+        computed in bf16, the fitted attributes come from the fp32 one.
         """
         k, nb = self.n_clusters, neighbors.cpu().numpy()
         before, after = partition_cost(self.init_labels_, nb, k), partition_cost(self.labels_, nb, k)
@@ -436,7 +445,7 @@ class BaseDeepClusterer(ClusterMixin, DeepEstimatorBase):
             kept = partition_cost(_nearest(Z0, initial.state["centers"].to(Z)), nb, k)
             if kept <= moved:  # the pretrained encoder and the initial centres come back
                 module.load_state_dict({**module.state_dict(), **initial.state})
-                Z = Z0
+                Z = embed_training()
                 _set_scale(module, Z)
                 what = "the encoder and centres were reset to their state before joint training"
             else:

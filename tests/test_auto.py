@@ -139,9 +139,12 @@ def test_empty_clusters_at_the_end_are_reported():
     assert any("hold no training sample" in str(w.message) for w in caught)
 
 
-def test_a_spoiled_encoder_is_replaced_by_the_pretrained_one():
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_spoiled_encoder_is_replaced_by_the_pretrained_one(precision):
     """The guard weighs the module before joint training too: when joint training wrecks the
-    encoder, the pretrained encoder and the initial centres come back, and predict agrees."""
+    encoder, the pretrained encoder and the initial centres come back, and predict agrees.
+    In bf16 too: the fitted attributes come from the fp32 embedding that transform computes,
+    not from the bf16 one the fit initialised on."""
     import torch
     from skorch.callbacks import Callback
 
@@ -155,7 +158,7 @@ def test_a_spoiled_encoder_is_replaced_by_the_pretrained_one():
                         weight.mul_(1e-3)
 
     X, _ = make_blobs(150, 5, centers=3, cluster_std=0.5, random_state=2)
-    params = dict(hidden_layer_sizes=(16,), pretrain_epochs=5, max_epochs=2, random_state=0)
+    params = dict(hidden_layer_sizes=(16,), pretrain_epochs=5, max_epochs=2, random_state=0, precision=precision)
     est = DeepFuzzyCMeans(3, callbacks=[SpoilEncoder()], **params)
     with pytest.warns(RuntimeWarning, match="encoder and centres were reset to their state before joint"):
         est.fit(X)
@@ -163,6 +166,7 @@ def test_a_spoiled_encoder_is_replaced_by_the_pretrained_one():
     np.testing.assert_array_equal(est.labels_, pretrained.labels_)
     np.testing.assert_allclose(est.transform(X), pretrained.transform(X), rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(est.predict(X), est.labels_)
+    np.testing.assert_allclose(est.predict_proba(X), est.memberships_, rtol=1e-5, atol=1e-7)
     assert adjusted_rand_score(est.init_labels_, est.labels_) > 0.95
 
 
