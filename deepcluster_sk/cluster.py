@@ -76,8 +76,10 @@ _SHARED_PARAMETERS = """\
 
     pretrain_epochs : int or 'auto', default='auto'
         Epochs of pretraining. ``'auto'`` aims for about 5000 gradient steps,
-        15,000 when training sees augmented views, clipped to 20-200 epochs
-        (contrastive pretraining: 4,000 steps within 20-60 epochs),
+        15,000 when training sees augmented views, clipped to 20-200 epochs,
+        or from 1,024 rows (full 256-row batches) to 20-600 epochs while 600
+        stay within 5,000 steps (contrastive pretraining: 4,000 steps within
+        20-60 epochs),
         and stops earlier when the loss plateaus (less than 1 % better over
         about 500 steps) or when the initial partition has stopped changing
         (checked 20 times on up to 5,000 rows: the initialisation run on the

@@ -44,6 +44,22 @@ def test_views_triple_the_pretraining_steps_within_the_epoch_bounds(n, without, 
     assert {k: v for k, v in a.items() if k != "pretrain_epochs"} == {k: v for k, v in b.items() if k != "pretrain_epochs"}
 
 
+@pytest.mark.parametrize("n, batch_size, epochs", [
+    (1000, "auto", 200),   # n / 8 rows a batch: the 200-epoch cap (1,600 steps) keeps a 1,000-row fit short
+    (1024, "auto", 600),   # full 256-row batches: up to 600 epochs ...
+    (3000, "auto", 454),   # ... within 5,000 steps (11 batches an epoch)
+    (5000, "auto", 263),
+    (6400, "auto", 200),   # 200 epochs are 5,000 steps already
+    (3000, 64, 200),       # small batches chosen by the user: the 200-epoch cap
+    (3000, 512, 600),
+])
+def test_full_batches_may_pretrain_up_to_600_epochs_within_5000_steps(n, batch_size, epochs):
+    params = {**AUTO, "batch_size": batch_size}
+    assert resolve_auto(params, n, 10, views=True)["pretrain_epochs"] == epochs
+    # without views the aim is 5,000 steps: at most the same epochs
+    assert resolve_auto(params, n, 10)["pretrain_epochs"] == min(epochs, round(5000 / (n // (256 if batch_size == "auto" else batch_size))))
+
+
 def test_explicit_values_are_kept_and_auto_is_never_written_back():
     explicit = dict(AUTO, batch_size=64, n_neighbors=0)
     r = resolve_auto(explicit, 5000, 10)
