@@ -20,8 +20,8 @@ AUTO = dict.fromkeys(AUTO_PARAMETERS, "auto")
     (20, 32, 200, 100, 3, 1),
     (300, 37, 200, 100, 9, 15),
     (1000, 125, 200, 30, 10, 50),
-    (1797, 256, 200, 17, 10, 64),
-    (3000, 256, 200, 10, 10, 64),
+    (1797, 256, 600, 17, 10, 64),   # full batches: up to 600 epochs within 5,000 steps
+    (3000, 256, 454, 10, 10, 64),
     (9298, 256, 139, 5, 10, 64),
     (70000, 256, 20, 5, 10, 64),
 ])
@@ -193,8 +193,9 @@ def test_a_spoiled_encoder_is_replaced_by_the_pretrained_one(precision):
 def test_colour_images_get_a_contrastively_pretrained_cnn(image_shape, encoder, pretrain):
     r = resolve_auto({**AUTO, "image_shape": image_shape}, 2000, 8, views=True)
     assert (r["encoder"], r["pretrain"]) == (encoder, pretrain)
-    # contrastive pretraining aims for 4,000 steps within 20-60 epochs, the others as before
-    assert r["pretrain_epochs"] == (60 if pretrain == "contrastive" else 200)
+    # contrastive pretraining aims for 4,000 steps within 20-60 epochs; reconstruction on 2,000 rows
+    # (full batches) may run up to 600 epochs within 5,000 steps
+    assert r["pretrain_epochs"] == (60 if pretrain == "contrastive" else 600)
     # explicit choices stand whatever the images
     explicit = resolve_auto({**AUTO, "image_shape": image_shape, "encoder": "mlp", "pretrain": "both"}, 2000, 8)
     assert (explicit["encoder"], explicit["pretrain"]) == ("mlp", "both")
