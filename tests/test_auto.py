@@ -57,7 +57,8 @@ def test_full_batches_may_pretrain_up_to_600_epochs_within_5000_steps(n, batch_s
     params = {**AUTO, "batch_size": batch_size}
     assert resolve_auto(params, n, 10, views=True)["pretrain_epochs"] == epochs
     # without views the aim is 5,000 steps: at most the same epochs
-    assert resolve_auto(params, n, 10)["pretrain_epochs"] == min(epochs, round(5000 / (n // (256 if batch_size == "auto" else batch_size))))
+    n_batches = n // (256 if batch_size == "auto" else batch_size)
+    assert resolve_auto(params, n, 10)["pretrain_epochs"] == min(epochs, round(5000 / n_batches))
 
 
 def test_explicit_values_are_kept_and_auto_is_never_written_back():
@@ -174,7 +175,8 @@ def test_a_spoiled_encoder_is_replaced_by_the_pretrained_one(precision):
                         weight.mul_(1e-3)
 
     X, _ = make_blobs(150, 5, centers=3, cluster_std=0.5, random_state=2)
-    params = dict(hidden_layer_sizes=(16,), pretrain_epochs=5, max_epochs=2, random_state=0, precision=precision)
+    params = dict(hidden_layer_sizes=(16,), pretrain_epochs=5, max_epochs=2, random_state=0,
+                  precision=precision)
     est = DeepFuzzyCMeans(3, callbacks=[SpoilEncoder()], **params)
     with pytest.warns(RuntimeWarning, match="encoder and centres were reset to their state before joint"):
         est.fit(X)

@@ -62,7 +62,8 @@ def test_clusterer_invariants(X, data):
     # in bf16 too: the fitted attributes come from the fp32 embedding that predict computes
     precision = data.draw(st.sampled_from(["fp32", "bf16"]))
     est = _quiet_fit(
-        cls(n_clusters, pretrain_epochs=1, max_epochs=1, n_init=1, random_state=0, precision=precision, **TINY), X
+        cls(n_clusters, pretrain_epochs=1, max_epochs=1, n_init=1, random_state=0, precision=precision, **TINY),
+        X,
     )
     labels, U = est.labels_, est.memberships_
     assert labels.shape == (len(X),) and U.shape == (len(X), n_clusters)
