@@ -50,6 +50,8 @@ AUTO_PARAMETERS = (
     "n_neighbors", "init_smoothing",
 )
 
+#: DEC's batch size: ``'auto'`` uses it from ``4 * _FULL_BATCH`` rows, smaller batches below.
+_FULL_BATCH = 256
 _PRETRAIN_STEPS, _PRETRAIN_EPOCHS = 5000, (20, 200)
 #: From 1,024 rows (full 256-row batches) pretraining may run up to this many
 #: epochs, as long as they stay within ``_PRETRAIN_STEPS``: between about
@@ -154,7 +156,8 @@ def resolve_auto(params, n_samples, n_clusters, *, views=False):
         return auto() if isinstance(value, str) and value == "auto" else value
 
     out = {}
-    out["batch_size"] = pick("batch_size", lambda: 256 if n_samples >= 1024 else int(np.clip(n_samples // 8, 32, 256)))
+    out["batch_size"] = pick("batch_size", lambda: _FULL_BATCH if n_samples >= 4 * _FULL_BATCH
+                             else int(np.clip(n_samples // 8, 32, _FULL_BATCH)))
     n_batches = max(1, n_samples // out["batch_size"])
     out["hidden_layer_sizes"] = tuple(pick("hidden_layer_sizes", lambda: _WIDE if n_samples >= WIDE_FROM_ROWS else _NARROW))
     out["latent_dim"] = pick("latent_dim", lambda: max(10, int(n_clusters)))
@@ -165,7 +168,7 @@ def resolve_auto(params, n_samples, n_clusters, *, views=False):
         steps, bounds = _PRETRAIN_STEPS_CONTRASTIVE, _PRETRAIN_EPOCHS_CONTRASTIVE
     else:
         steps, bounds = (_PRETRAIN_STEPS_WITH_VIEWS if views else _PRETRAIN_STEPS), _PRETRAIN_EPOCHS
-        if out["batch_size"] >= 256:  # full batches: up to 600 epochs within 5,000 steps
+        if out["batch_size"] >= _FULL_BATCH:  # up to 600 epochs within 5,000 steps
             longest = min(_PRETRAIN_EPOCHS_FULL_BATCHES, _PRETRAIN_STEPS // n_batches)
             bounds = (bounds[0], max(bounds[1], longest))
     out["pretrain_epochs"] = pick("pretrain_epochs", lambda: _epochs(steps, n_batches, bounds))
