@@ -143,7 +143,8 @@ class ContrastiveEmbedder(DeepEstimatorBase):
     largest class in two and merge two similar ones; for a partition, start
     a deep clusterer from ``encoder_``, whose graph initialisation repairs
     that where the neighbour graph separates the pair (USPS, 3 seeds: ACC
-    0.974, 0.806 and 0.973, against k-means' 0.799).
+    0.974, 0.806 and 0.973, against k-means' 0.799; MNIST, seed 0: 0.962
+    against 0.809).
 
     Examples
     --------
